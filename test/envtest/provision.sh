@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Provisions the real Kubernetes control-plane binaries the integration tests run against.
+# Everything comes from Debian's archive (no other network is reachable): the toolchain and
+# etcd from bookworm packages, Kubernetes 1.20.2 from Debian's `kubernetes` source package
+# (vendored Go deps), built once and cached outside the repo.
+#
+#   ISTHMUS_K8S_CACHE   cache dir (default ~/.cache/isthmus/k8s-1.20.2)
+#   ISTHMUS_K8S_WHAT    binaries to build (default: apiserver, controller-manager, scheduler, kubelet, proxy)
+set -euo pipefail
+
+K8S_VERSION=1.20.2
+CACHE="${ISTHMUS_K8S_CACHE:-$HOME/.cache/isthmus/k8s-$K8S_VERSION}"
+WHAT="${ISTHMUS_K8S_WHAT:-kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy}"
+log() { echo "[envtest] $*" >&2; }
+
+need_pkgs=()
+command -v go >/dev/null || need_pkgs+=(golang-go)
+command -v rsync >/dev/null || need_pkgs+=(rsync)
+command -v jq >/dev/null || need_pkgs+=(jq)
+command -v etcd >/dev/null || need_pkgs+=(etcd-server)
+command -v dpkg-source >/dev/null || need_pkgs+=(dpkg-dev)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
+fi
+
+missing=()
+for b in $WHAT; do [ -x "$CACHE/bin/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -eq 0 ]; then
+  log "cached binaries present in $CACHE/bin"
+  exit 0
+fi
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
+SRC="$CACHE/src"
+if [ ! -f "$SRC/.unpacked" ]; then
+  log "fetching Debian source package kubernetes ($K8S_VERSION) with a private apt list"
+  APT="$CACHE/apt"
+  mkdir -p "$APT/lists/partial"
+  echo "deb-src http://deb.debian.org/debian bookworm main" >"$APT/sources.list"
+  opts=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/nonexistent -o "Dir::State::Lists=$APT/lists")
+  apt-get "${opts[@]}" update -qq >&2
+  rm -rf "$CACHE/fetch" && mkdir -p "$CACHE/fetch"
+  (cd "$CACHE/fetch" && apt-get "${opts[@]}" source -qq "kubernetes=$K8S_VERSION*" >&2 || apt-get "${opts[@]}" source -qq kubernetes >&2)
+  dir=$(find "$CACHE/fetch" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)
+  [ -n "$dir" ] || { log "apt-get source produced no kubernetes-* tree"; exit 1; }
+  rm -rf "$SRC" && mv "$dir" "$SRC" && rm -rf "$CACHE/fetch"
+  touch "$SRC/.unpacked"
+fi
+
+cd "$SRC"
+mkdir -p .go/src/k8s.io
+[ -e .go/src/k8s.io/kubernetes ] || ln -s ../../.. .go/src/k8s.io/kubernetes
+targets=""
+for b in "${missing[@]}"; do targets="$targets cmd/$b"; done
+log "building${targets} (10-20 min on 2 cores the first time)"
+start=$(date +%s)
+( while sleep 30; do log "still building... $(( $(date +%s) - start ))s"; done ) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null || true' EXIT
+cd .go/src/k8s.io/kubernetes
+GOPATH="$SRC/.go" CGO_ENABLED=0 make WHAT="${targets# }" >&2
+mkdir -p "$CACHE/bin"
+for b in "${missing[@]}"; do
+  f=$(find "$SRC/_output" -type f -name "$b" -path '*bin*' | head -1)
+  [ -n "$f" ] || { log "build produced no $b"; exit 1; }
+  cp "$f" "$CACHE/bin/$b"
+done
+log "built in $(( $(date +%s) - start ))s; binaries in $CACHE/bin"
