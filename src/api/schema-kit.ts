@@ -8,17 +8,25 @@
  *   fields is a semantic rule in src/validation, with a clearer message than a schema could give);
  * - objects are closed (`additionalProperties: false`) unless they are maps (`MapOf`).
  */
-import { type Static, type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
+import { type Static, type TObject, type TOptional, type TProperties, type TSchema, Type } from '@sinclair/typebox';
 
 export { Type };
 export type { Static, TSchema } from '@sinclair/typebox';
 
 /** A closed object: every property optional unless listed in `required`. */
-export function Obj<P extends TProperties>(properties: P, description?: string): TObject<P> {
-  return Type.Object(properties, {
+export function Obj<P extends TProperties>(
+  properties: P,
+  description?: string,
+  required: readonly (keyof P & string)[] = [],
+): TObject<{ [K in keyof P]: TOptional<P[K]> }> {
+  // TypeBox makes every property without the Optional modifier required; mark them optional.
+  const props = Object.fromEntries(
+    Object.entries(properties).map(([k, v]) => [k, required.includes(k) ? v : Type.Optional(v)]),
+  );
+  return Type.Object(props, {
     additionalProperties: false,
     ...(description ? { description } : {}),
-  });
+  }) as unknown as TObject<{ [K in keyof P]: TOptional<P[K]> }>;
 }
 
 export const Str = (description?: string) => Type.String(description ? { description } : {});

@@ -5,22 +5,8 @@
  */
 
 /** Well-known ports, as Istio assigns them (see istio-facts.md, "Ports and identities"). */
-export const PORTS = {
-  /** Proxy admin, pod-local only. */
-  admin: 15000,
-  /** iptables REDIRECT target for outbound traffic. */
-  outboundCapture: 15001,
-  /** iptables REDIRECT target for inbound traffic. */
-  inboundCapture: 15006,
-  /** Agent: merged metrics, app probe rewrite (`/app-health/...`), `/quitquitquit`. */
-  status: 15020,
-  /** Agent health: `/healthz/ready`. */
-  health: 15021,
-  /** Proxy Prometheus metrics. */
-  prometheus: 15090,
-  /** Control plane CA / discovery (gRPC, TLS). */
-  controlPlaneXds: 15012,
-} as const;
+export { PORTS, PROXY_GID, PROXY_UID } from '../api/mesh.js';
+import { PORTS } from '../api/mesh.js';
 
 /**
  * Inbound ports the init container never captures: the proxy's own metrics and health endpoints, which
@@ -30,8 +16,6 @@ export const PORTS = {
 export const ALWAYS_EXCLUDED_INBOUND_PORTS: readonly number[] = [PORTS.prometheus, PORTS.health];
 
 /** UID and GID of the proxy; iptables returns this owner's traffic so the proxy never loops. */
-export const PROXY_UID = 1337;
-export const PROXY_GID = 1337;
 
 export const PROXY_CONTAINER_NAME = 'istio-proxy';
 export const INIT_CONTAINER_NAME = 'istio-init';
@@ -42,7 +26,11 @@ export const TOKEN_EXPIRATION_SECONDS = 43200;
 
 /** Path prefix of rewritten app probes on the status port: `/app-health/<container>/<kind>`. */
 export const APP_HEALTH_PREFIX = '/app-health/';
-export const PROBE_SUFFIX = { readinessProbe: 'readyz', livenessProbe: 'livez', startupProbe: 'startupz' } as const;
+export const PROBE_SUFFIX = {
+  readinessProbe: 'readyz',
+  livenessProbe: 'livez',
+  startupProbe: 'startupz',
+} as const;
 /** Env var on the proxy holding the original app probes, keyed by rewritten path (Istio's name). */
 export const KUBE_APP_PROBERS_ENV = 'ISTIO_KUBE_APP_PROBERS';
 
@@ -87,7 +75,16 @@ export const INTERCEPTION_MODES = ['REDIRECT', 'TPROXY', 'NONE'] as const;
 export type InterceptionMode = (typeof INTERCEPTION_MODES)[number];
 
 /** Proxy log levels accepted in `sidecar.istio.io/logLevel` (Envoy's names, `warn` as an alias). */
-export const LOG_LEVELS: readonly string[] = ['trace', 'debug', 'info', 'warning', 'warn', 'error', 'critical', 'off'];
+export const LOG_LEVELS: readonly string[] = [
+  'trace',
+  'debug',
+  'info',
+  'warning',
+  'warn',
+  'error',
+  'critical',
+  'off',
+];
 
 /** First Kubernetes minor version (1.x) with native sidecars (init containers with restartPolicy Always) on by default. */
 export const NATIVE_SIDECAR_MIN_MINOR = 29;

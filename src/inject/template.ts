@@ -47,7 +47,9 @@ export function parseSidecarTemplate(text: string, source: string): SidecarTempl
   try {
     root = parse(text);
   } catch (err) {
-    throw new TemplateError(`sidecar template ${source}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new TemplateError(
+      `sidecar template ${source}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   if (!isRecord(root)) throw new TemplateError(`sidecar template ${source}: top level must be a mapping`);
   for (const key of ['initContainers', 'containers', 'volumes']) {
@@ -69,7 +71,10 @@ export function loadSidecarTemplate(path: string = BUNDLED_TEMPLATE_PATH): Sidec
 }
 
 /** Renders the template with `values`; throws TemplateError naming the placeholder and its location. */
-export function renderTemplate(tpl: SidecarTemplate, values: Record<string, unknown>): Record<string, unknown> {
+export function renderTemplate(
+  tpl: SidecarTemplate,
+  values: Record<string, unknown>,
+): Record<string, unknown> {
   const out = renderNode(tpl.root, values, '', tpl.source);
   if (!isRecord(out)) throw new TemplateError(`sidecar template ${tpl.source}: top level must be a mapping`);
   return out;
@@ -115,7 +120,13 @@ function renderString(s: string, values: Record<string, unknown>, at: string, so
   });
 }
 
-function applyFilter(v: unknown, filter: string | undefined, name: string, at: string, source: string): unknown {
+function applyFilter(
+  v: unknown,
+  filter: string | undefined,
+  name: string,
+  at: string,
+  source: string,
+): unknown {
   if (filter === undefined) return v;
   if (!FILTERS.has(filter)) {
     throw new TemplateError(`sidecar template ${source} at ${at}: unknown filter "${filter}" on \${${name}}`);
@@ -133,7 +144,8 @@ function lookup(values: Record<string, unknown>, name: string, at: string, sourc
     }
     cur = cur[part];
   }
-  if (cur === undefined) throw new TemplateError(`sidecar template ${source} at ${at}: value \${${name}} is not set`);
+  if (cur === undefined)
+    throw new TemplateError(`sidecar template ${source} at ${at}: value \${${name}} is not set`);
   return cur;
 }
 

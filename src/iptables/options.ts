@@ -119,7 +119,11 @@ function parsePortList(flag: string, value: string): number[] {
   for (const item of items(value)) {
     const text = item;
     if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
-      throw new CaptureFlagError(flag, value, `${JSON.stringify(item)} is not a port number between 1 and 65535`);
+      throw new CaptureFlagError(
+        flag,
+        value,
+        `${JSON.stringify(item)} is not a port number between 1 and 65535`,
+      );
     }
     if (!ports.includes(Number(text))) ports.push(Number(text));
   }
@@ -155,7 +159,11 @@ function parseCidrList(flag: string, value: string): Cidr[] {
     const cidr = parseCidr(item);
     if (!cidr) {
       // Istio silently drops bad ranges; a typo then captures traffic the user meant to exclude.
-      throw new CaptureFlagError(flag, value, `${JSON.stringify(item)} is not a CIDR (e.g. 10.0.0.0/8, 10.1.2.3/32)`);
+      throw new CaptureFlagError(
+        flag,
+        value,
+        `${JSON.stringify(item)} is not a CIDR (e.g. 10.0.0.0/8, 10.1.2.3/32)`,
+      );
     }
     return cidr;
   });

@@ -36,7 +36,8 @@ function inboundRules(opts: CaptureOptions): string[] {
   const rules = ['-A PREROUTING -p tcp -j ISTIO_INBOUND'];
   if (opts.inboundPorts === '*') {
     // Exclusions only make sense against "everything"; with an explicit -b list they are moot.
-    for (const port of opts.inboundExcludePorts) rules.push(`-A ISTIO_INBOUND -p tcp --dport ${port} -j RETURN`);
+    for (const port of opts.inboundExcludePorts)
+      rules.push(`-A ISTIO_INBOUND -p tcp --dport ${port} -j RETURN`);
     rules.push('-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT');
   } else {
     for (const port of opts.inboundPorts) {
@@ -75,7 +76,8 @@ function outboundRules(opts: CaptureOptions, family: Family): string[] {
   for (const cidr of opts.outboundExcludeRanges) {
     if (cidr.family === family) rules.push(`-A ISTIO_OUTPUT -d ${cidr.text} -j RETURN`);
   }
-  for (const port of opts.outboundExcludePorts) rules.push(`-A ISTIO_OUTPUT -p tcp --dport ${port} -j RETURN`);
+  for (const port of opts.outboundExcludePorts)
+    rules.push(`-A ISTIO_OUTPUT -p tcp --dport ${port} -j RETURN`);
   if (opts.outboundIncludeRanges === '*') {
     rules.push('-A ISTIO_OUTPUT -j ISTIO_REDIRECT');
   } else {

@@ -27,14 +27,19 @@ function validatorFor(kind: KindInfo): ValidateFunction {
   return fn;
 }
 
-/** `/http/0/route/1/weight` -> `spec.http[0].route[1].weight` */
-function toPath(base: string, pointer: string): string {
+/**
+ * `/http/0/route/1/weight` -> `spec.http[0].route[1].weight`. Walks the data alongside, so a
+ * numeric map key (`portLevelMtls: {"9080": ...}`) is written as a key, not an index.
+ */
+function toPath(base: string, pointer: string, data: unknown): string {
   let path = base;
+  let node = data;
   for (const raw of pointer.split('/').slice(1)) {
     const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (/^\d+$/.test(seg)) path += `[${seg}]`;
+    if (Array.isArray(node)) path += `[${seg}]`;
     else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(seg)) path += `.${seg}`;
     else path += `[${JSON.stringify(seg)}]`;
+    node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[seg] : undefined;
   }
   return path;
 }
@@ -114,7 +119,7 @@ export function checkSchema(kind: KindInfo, spec: unknown, findings: Findings): 
   const seen = new Set<string>();
   for (const err of validate.errors ?? []) {
     const { path, text } = message(err);
-    const full = toPath('spec', path);
+    const full = toPath('spec', path, spec);
     const key = `${full}\u0000${text}`;
     if (seen.has(key)) continue;
     seen.add(key);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { generateControlPlaneCerts } from './certs.js';
-import { freePort, type ManagedProcess, sleep, spawnLogged, tailFile } from './process.js';
+import { freePort, type ManagedProcess, removeOnExit, sleep, spawnLogged, tailFile } from './process.js';
 import { ensureProvisioned, k8sBinDir } from './provision.js';
 
 export const DEFAULT_CONTROLLERS = [

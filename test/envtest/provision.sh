@@ -27,7 +27,11 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 missing=()
-for b in $WHAT; do [ -x "$CACHE/bin/$b" ] || missing+=("$b"); done
+find_missing() {
+  missing=()
+  for b in $WHAT; do [ -x "$CACHE/bin/$b" ] || missing+=("$b"); done
+}
+find_missing
 if [ ${#missing[@]} -eq 0 ]; then
   log "cached binaries present in $CACHE/bin"
   exit 0
@@ -35,7 +39,16 @@ fi
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
-flock 9
+if ! flock -n 9; then
+  log "another provision.sh holds $CACHE/.lock (building?); waiting for it"
+  flock 9
+fi
+# Whoever held the lock may have built what we need meanwhile.
+find_missing
+if [ ${#missing[@]} -eq 0 ]; then
+  log "cached binaries present in $CACHE/bin"
+  exit 0
+fi
 SRC="$CACHE/src"
 if [ ! -f "$SRC/.unpacked" ]; then
   log "fetching Debian source package kubernetes ($K8S_VERSION) with a private apt list"
@@ -68,6 +81,7 @@ mkdir -p "$CACHE/bin"
 for b in "${missing[@]}"; do
   f=$(find "$SRC/_output" -type f -name "$b" -path '*bin*' | head -1)
   [ -n "$f" ] || { log "build produced no $b"; exit 1; }
-  cp "$f" "$CACHE/bin/$b"
+  # copy then rename, so a concurrent reader never sees a half-written binary
+  cp "$f" "$CACHE/bin/.$b.tmp" && mv -f "$CACHE/bin/.$b.tmp" "$CACHE/bin/$b"
 done
 log "built in $(( $(date +%s) - start ))s; binaries in $CACHE/bin"

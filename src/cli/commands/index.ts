@@ -1,4 +1,9 @@
 import type { Command } from 'commander';
+import { register as analyze } from './analyze.js';
+import { register as controller } from './controller.js';
+import { register as genCrds } from './gen-crds.js';
+import { register as iptables } from './iptables.js';
+import { register as kubeInject } from './kube-inject.js';
 
 /** Every subcommand's `register`; add new commands here (one file each). */
-export const commands: Array<(program: Command) => void> = [];
+export const commands: Array<(program: Command) => void> = [analyze, controller, genCrds, iptables, kubeInject];

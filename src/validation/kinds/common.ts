@@ -1,8 +1,10 @@
 /** Field checks several kinds share (destinations, string matches, header operations, exportTo). */
 import { at, type Findings } from '../findings.js';
+import { isIP } from 'node:net';
 import {
   checkCidrOrIp,
   checkDnsLabel,
+  checkDuration,
   checkHeaderName,
   checkHostname,
   checkLabel,
@@ -130,4 +132,317 @@ export function checkGatewayRef(f: Findings, path: string, ref: unknown): void {
   const parts = ref.split('/');
   if (parts.length > 2 || parts.some((p) => checkHostname(p)))
     f.error(path, `${JSON.stringify(ref)} is not a valid gateway reference (mesh, <name> or <namespace>/<name>)`);
+}
+
+// ---- security.istio.io: workload selector and policy targets (istio.type.v1beta1) ----
+
+/**
+ * A security policy's `selector` (Istio's validateWorkloadSelector): no empty keys and no
+ * wildcards (errors); no labels at all selects every workload of the namespace (a warning, as Istio).
+ */
+export function checkWorkloadSelector(f: Findings, path: string, selector: unknown): void {
+  if (!isObject(selector)) return;
+  const labels = entries(selector.matchLabels);
+  if (labels.length === 0) {
+    f.warn(
+      path,
+      'workload selector specified without labels: it selects every workload in the namespace; set matchLabels or remove the selector',
+    );
+    return;
+  }
+  for (const [key, value] of labels) {
+    const p = at(at(path, 'matchLabels'), key);
+    if (key === '') f.error(p, 'empty label key is not supported in a selector');
+    else if (key.includes('*') || (typeof value === 'string' && value.includes('*')))
+      f.error(
+        p,
+        `wildcard is not supported in a selector (${key}=${String(value)}); list exact label values`,
+      );
+    else report(f, p, checkLabel(key, value));
+  }
+}
+
+/** The kinds a policy `targetRef` may name, as `group/kind` (core group written as ""). */
+const POLICY_TARGET_KINDS = new Set([
+  '/Service',
+  'networking.istio.io/ServiceEntry',
+  'gateway.networking.k8s.io/Gateway',
+  'gateway.networking.k8s.io/GatewayClass',
+]);
+
+/** One PolicyTargetReference (Istio's validatePolicyTargetReference). */
+export function checkPolicyTargetRef(f: Findings, path: string, ref: unknown, ownNamespace: string): void {
+  if (!isObject(ref)) return;
+  if (typeof ref.name === 'string' && ref.name === '')
+    f.error(at(path, 'name'), 'targetRef name must be set');
+  if (typeof ref.namespace === 'string' && ref.namespace !== '' && ref.namespace !== ownNamespace)
+    f.error(
+      at(path, 'namespace'),
+      `cross-namespace targetRef (${ref.namespace}) is not supported; the target must be in the policy's namespace (${ownNamespace})`,
+    );
+  const group = typeof ref.group === 'string' ? ref.group : '';
+  if (
+    typeof ref.kind === 'string' &&
+    !POLICY_TARGET_KINDS.has(`${group === 'core' ? '' : group}/${ref.kind}`)
+  )
+    f.error(
+      path,
+      `targetRef must be a Service (group ""), ServiceEntry (networking.istio.io), Gateway or GatewayClass (gateway.networking.k8s.io), not ${group || '""'}/${ref.kind}`,
+    );
+}
+
+/**
+ * Where a security policy applies: at most one of `selector`, `targetRef`, `targetRefs`, each
+ * well-formed. Without any, the policy applies to its whole namespace (the mesh in the root namespace).
+ */
+export function checkPolicyScope(f: Findings, spec: Record<string, unknown>, ownNamespace: string): void {
+  const set = (['selector', 'targetRef', 'targetRefs'] as const).filter((k) =>
+    k === 'targetRefs' ? list(spec.targetRefs).length > 0 : spec[k] !== undefined && spec[k] !== null,
+  );
+  if (set.length > 1)
+    f.error('spec', `only one of selector, targetRef or targetRefs can be set, not ${set.join(' and ')}`);
+  checkWorkloadSelector(f, 'spec.selector', spec.selector);
+  if (spec.targetRef !== undefined) checkPolicyTargetRef(f, 'spec.targetRef', spec.targetRef, ownNamespace);
+  const refs = list(spec.targetRefs);
+  if (refs.length > 16) f.error('spec.targetRefs', `at most 16 targetRefs are allowed, got ${refs.length}`);
+  refs.forEach((r, i) => {
+    checkPolicyTargetRef(f, at('spec.targetRefs', i), r, ownNamespace);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by DestinationRule, Gateway, ServiceEntry and Sidecar.
+
+const PROTOCOLS: Record<string, string> = {
+  tcp: 'TCP',
+  udp: 'UDP',
+  grpc: 'GRPC',
+  'grpc-web': 'GRPC-Web',
+  http: 'HTTP',
+  http_proxy: 'HTTP_PROXY',
+  http2: 'HTTP2',
+  https: 'HTTPS',
+  tls: 'TLS',
+  mongo: 'Mongo',
+  redis: 'Redis',
+  mysql: 'MySQL',
+};
+
+/** Istio's protocol name (case-insensitive), or undefined when Istio does not know it. */
+export function parseProtocol(value: unknown): string | undefined {
+  return typeof value === 'string' ? PROTOCOLS[value.toLowerCase()] : undefined;
+}
+export const isHttpProtocol = (p: string | undefined): boolean =>
+  p === 'HTTP' || p === 'HTTP2' || p === 'HTTP_PROXY' || p === 'GRPC' || p === 'GRPC-Web';
+export const isTlsProtocol = (p: string | undefined): boolean => p === 'HTTPS' || p === 'TLS';
+
+/** A port protocol; empty or unset means "detect" where `allowEmpty`. */
+export function checkProtocol(f: Findings, path: string, value: unknown, opts: { allowEmpty?: boolean } = {}): void {
+  if (value === undefined || value === '') {
+    if (!opts.allowEmpty) f.error(path, 'protocol is required');
+    return;
+  }
+  if (!parseProtocol(value))
+    f.error(
+      path,
+      `unsupported protocol ${JSON.stringify(value)}; use one of HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, MONGO, REDIS, MYSQL, UDP (case-insensitive)`,
+    );
+}
+
+/** A bare IPv4/IPv6 address (no prefix length). */
+export function checkIpAddress(value: unknown): string | undefined {
+  if (typeof value !== 'string' || isIP(value) === 0) return `${JSON.stringify(value)} is not a valid IP address`;
+  return undefined;
+}
+
+/** The path of a `unix://` address: absolute, or `@name` (Linux abstract socket). */
+export function checkUnixPath(path: string): string | undefined {
+  if (path === '') return 'unix address must not be empty';
+  if (path.startsWith('@')) return undefined;
+  if (!path.startsWith('/') || path.endsWith('/')) return `${JSON.stringify(path)} is not an absolute path to a file`;
+  return undefined;
+}
+
+/**
+ * Istio's ValidateWildcardDomain: a DNS name whose first label may be a wildcard (`*`, `*.a.com`,
+ * `*a.com`); a short name is accepted (it resolves in the resource's namespace); the top-level
+ * label must not be all digits (that is an IP address, not a host name).
+ */
+export function checkWildcardDomain(host: unknown, opts: { allowBareWildcard?: boolean } = {}): string | undefined {
+  const bad = checkHostname(host, opts);
+  if (bad) return bad;
+  const labels = (host as string).replace(/\.$/, '').split('.');
+  if (labels.length > 1 && /^\d+$/.test(labels[labels.length - 1]!))
+    return `host ${JSON.stringify(host)} is invalid: the top-level domain cannot be all digits (IP addresses are not host names)`;
+  return undefined;
+}
+
+/** A fully qualified or short DNS name without any wildcard. */
+export function checkFqdn(host: unknown): string | undefined {
+  if (typeof host === 'string' && host.includes('*')) return `${JSON.stringify(host)} must not contain a wildcard`;
+  return checkWildcardDomain(host);
+}
+
+/** Istio's workload selector rules: no empty key, no `*`; a selector without labels selects everything. */
+export function checkSelectorLabels(f: Findings, path: string, labels: unknown, what: string): void {
+  const items = entries(labels);
+  if (items.length === 0) {
+    f.warn(path, `workload selector has no labels; the ${what} applies to every workload in the namespace`);
+    return;
+  }
+  for (const [k, v] of items) {
+    const p = at(path, k);
+    if (k === '') f.error(p, 'label key must not be empty');
+    else if (k.includes('*') || (typeof v === 'string' && v.includes('*'))) f.error(p, 'wildcards are not supported in selectors');
+    else report(f, p, checkLabel(k, v));
+  }
+}
+
+/** A host of a Gateway server or Sidecar egress listener: `namespace/dnsName` (or bare dnsName on a Gateway). */
+export function checkNamespacedHost(f: Findings, path: string, value: unknown, kind: 'gateway' | 'sidecar'): void {
+  if (typeof value !== 'string' || value === '') {
+    f.error(path, 'host must be a non-empty string');
+    return;
+  }
+  const slash = value.indexOf('/');
+  let dnsName = value;
+  if (slash < 0) {
+    if (kind === 'sidecar') {
+      f.error(path, `host ${JSON.stringify(value)} must be of the form namespace/dnsName (e.g. "./*", "istio-system/*", "*/foo.example.com")`);
+      return;
+    }
+  } else {
+    const ns = value.slice(0, slash);
+    dnsName = value.slice(slash + 1);
+    if (ns === '' || dnsName === '') {
+      f.error(path, `host ${JSON.stringify(value)}: namespace and dnsName must not be empty`);
+      return;
+    }
+    const special = kind === 'sidecar' ? ['*', '.', '~'] : ['*', '.'];
+    if (!special.includes(ns) && checkDnsLabel(ns))
+      f.error(path, `host ${JSON.stringify(value)} has an invalid namespace ${JSON.stringify(ns)} (use ${special.map((s) => `"${s}"`).join(', ')} or a namespace name)`);
+  }
+  if (dnsName === '*') return;
+  if (kind === 'gateway' && isIP(dnsName) !== 0) return;
+  if (!dnsName.includes('.')) {
+    f.error(path, `host ${JSON.stringify(value)}: short names are not allowed; use a fully qualified name such as ${dnsName}.<namespace>.svc.cluster.local`);
+    return;
+  }
+  if (dnsName.includes('*') && !dnsName.startsWith('*.')) {
+    f.error(path, `host ${JSON.stringify(value)}: partial wildcard ${JSON.stringify(dnsName)} is not allowed; use "*." followed by a domain`);
+    return;
+  }
+  report(f, path, checkWildcardDomain(dnsName));
+}
+
+function checkDurationAt(f: Findings, obj: Record<string, unknown>, key: string, path: string): void {
+  if (obj[key] !== undefined) report(f, at(path, key), checkDuration(obj[key]));
+}
+
+function checkNonNegative(f: Findings, obj: Record<string, unknown>, key: string, path: string): void {
+  if (typeof obj[key] === 'number' && obj[key] < 0) f.error(at(path, key), 'must be >= 0');
+}
+
+/** ConnectionPoolSettings (DestinationRule, Sidecar): counts >= 0, durations >= 1ms. */
+export function checkConnectionPool(f: Findings, path: string, cp: unknown): void {
+  if (!isObject(cp)) return;
+  if (cp.tcp === undefined && cp.http === undefined) {
+    f.error(path, 'connection pool must set tcp or http settings');
+    return;
+  }
+  if (isObject(cp.tcp)) {
+    const p = at(path, 'tcp');
+    checkNonNegative(f, cp.tcp, 'maxConnections', p);
+    for (const key of ['connectTimeout', 'maxConnectionDuration', 'idleTimeout']) checkDurationAt(f, cp.tcp, key, p);
+    if (isObject(cp.tcp.tcpKeepalive)) {
+      const kp = at(p, 'tcpKeepalive');
+      checkDurationAt(f, cp.tcp.tcpKeepalive, 'time', kp);
+      checkDurationAt(f, cp.tcp.tcpKeepalive, 'interval', kp);
+    }
+  }
+  if (isObject(cp.http)) {
+    const p = at(path, 'http');
+    const h = cp.http;
+    for (const key of ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'maxConcurrentStreams'])
+      checkNonNegative(f, h, key, p);
+    checkDurationAt(f, h, 'idleTimeout', p);
+    if (h.h2UpgradePolicy === 'UPGRADE' && h.useClientProtocol === true)
+      f.error(at(p, 'useClientProtocol'), 'useClientProtocol must not be true when h2UpgradePolicy is UPGRADE');
+  }
+}
+
+const CIPHER_SUITES = new Set([
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'ECDHE-PSK-CHACHA20-POLY1305',
+  'ECDHE-ECDSA-AES128-SHA',
+  'ECDHE-RSA-AES128-SHA',
+  'ECDHE-PSK-AES128-CBC-SHA',
+  'ECDHE-ECDSA-AES256-SHA',
+  'ECDHE-RSA-AES256-SHA',
+  'ECDHE-PSK-AES256-CBC-SHA',
+  'AES128-GCM-SHA256',
+  'AES256-GCM-SHA384',
+  'AES128-SHA',
+  'AES256-SHA',
+  'PSK-AES128-CBC-SHA',
+  'PSK-AES256-CBC-SHA',
+  'DES-CBC3-SHA',
+]);
+
+/**
+ * ServerTLSSettings of a Gateway server or Sidecar ingress listener (Galley's validateTLSOptions):
+ * SIMPLE needs a certificate and key (files or credentialName), MUTUAL/OPTIONAL_MUTUAL also a CA
+ * bundle, ISTIO_MUTUAL uses the mesh's certificates and takes none, passthrough modes ignore them.
+ */
+export function checkServerTls(f: Findings, path: string, tls: unknown): void {
+  if (!isObject(tls)) return;
+  const has = (k: string) => typeof tls[k] === 'string' && tls[k] !== '';
+  const mode = typeof tls.mode === 'string' ? tls.mode : 'PASSTHROUGH';
+  if ((tls.minProtocolVersion === 'TLSV1_0' || tls.minProtocolVersion === 'TLSV1_1') && list(tls.cipherSuites).length === 0)
+    f.warn(at(path, 'minProtocolVersion'), 'TLS versions below 1.2 need cipherSuites: the default ciphers no longer include compatible ones');
+  const order = ['TLS_AUTO', 'TLSV1_0', 'TLSV1_1', 'TLSV1_2', 'TLSV1_3'];
+  const min = order.indexOf(tls.minProtocolVersion as string);
+  const max = order.indexOf(tls.maxProtocolVersion as string);
+  if (min > 0 && max > 0 && min > max) f.error(path, 'minProtocolVersion must not be greater than maxProtocolVersion');
+  const seen = new Set<unknown>();
+  list(tls.cipherSuites).forEach((c, i) => {
+    const p = at(at(path, 'cipherSuites'), i);
+    if (typeof c !== 'string' || !CIPHER_SUITES.has(c)) f.warn(p, `unknown cipher suite ${JSON.stringify(c)} is ignored`);
+    else if (seen.has(c)) f.warn(p, `duplicate cipher suite ${JSON.stringify(c)} is ignored`);
+    seen.add(c);
+  });
+  const certFields = ['serverCertificate', 'privateKey', 'caCertificates', 'caCrl'].filter(has);
+  const hasCredential = has('credentialName') || list(tls.credentialNames).length > 0;
+  if (has('credentialName') && list(tls.credentialNames).length > 0)
+    f.error(path, 'set only one of credentialName or credentialNames');
+  if (list(tls.tlsCertificates).length > 0 && (has('serverCertificate') || has('privateKey') || hasCredential))
+    f.error(path, 'tlsCertificates cannot be combined with serverCertificate/privateKey or credentialName(s)');
+
+  if (mode === 'ISTIO_MUTUAL') {
+    for (const k of [...certFields.filter((k) => k !== 'caCrl'), ...(has('credentialName') ? ['credentialName'] : [])])
+      f.error(at(path, k), `ISTIO_MUTUAL uses the mesh's certificates and cannot set ${k}`);
+    return;
+  }
+  if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
+    if (certFields.length > 0 || hasCredential)
+      f.warn(path, `${mode} mode does not terminate TLS; its certificate settings are ignored`);
+    return;
+  }
+  // SIMPLE, MUTUAL, OPTIONAL_MUTUAL
+  const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
+  if (hasCredential) {
+    if (has('caCrl')) f.error(at(path, 'caCrl'), 'caCrl is not supported with credentialName; put the CRL in the credential');
+    return;
+  }
+  if (list(tls.tlsCertificates).length === 0) {
+    if (!has('serverCertificate')) f.error(at(path, 'serverCertificate'), `${mode} TLS requires serverCertificate and privateKey, or credentialName`);
+    if (!has('privateKey')) f.error(at(path, 'privateKey'), `${mode} TLS requires privateKey (with serverCertificate), or credentialName`);
+  }
+  if (mutual && !has('caCertificates')) f.error(at(path, 'caCertificates'), `${mode} TLS requires caCertificates to verify client certificates, or credentialName`);
+  if (mode === 'SIMPLE' && has('caCrl')) f.error(at(path, 'caCrl'), 'caCrl is not supported with SIMPLE TLS (no client certificates are verified)');
 }

@@ -1,0 +1,109 @@
+/**
+ * `isthmus controller`: one process for the control plane. This session it serves the
+ * admission webhooks (with a self-managed serving certificate) and keeps their registration
+ * current; the reconcile loop, CA and config push join it in later stages.
+ */
+import { AdmissionregistrationV1Api, CoreV1Api, VersionApi } from '@kubernetes/client-node';
+import { CONTROLLER_SERVICE, DEFAULT_ROOT_NAMESPACE, PORTS } from '../api/mesh.js';
+import { defaultInjectContext, injectAdmission } from '../inject/index.js';
+import type { Pod } from '../inject/types.js';
+import { validateAdmission } from '../webhook/validate-handler.js';
+import { type AdmissionHandler, type AdmissionServer, startAdmissionServer } from '../webhook/server.js';
+import { describeApiError, loadKubeConfig } from './kube.js';
+import { ensureWebhookCerts, webhookNames } from './webhook-certs.js';
+import { registerWebhooks } from './webhook-registration.js';
+import { createLogger } from '../util/log.js';
+
+const CERT_SECRET = 'isthmus-webhook-certs';
+const REGISTRATION_INTERVAL_MS = 30_000;
+
+export interface ControllerOptions {
+  kubeconfig?: string;
+  namespace: string;
+  rootNamespace: string;
+  webhookPort: number;
+  webhookHost?: string;
+  /** Register webhooks by URL (out-of-cluster runs), e.g. https://127.0.0.1:15017 */
+  webhookUrl?: string;
+  register: boolean;
+  /** Image injected as sidecar and init container (default: this release's image). */
+  proxyImage?: string;
+}
+
+export interface RunningController {
+  admission: AdmissionServer;
+  stop(): Promise<void>;
+}
+
+export async function runController(opts: ControllerOptions): Promise<RunningController> {
+  const log = createLogger('controller');
+  const kc = loadKubeConfig(opts.kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const admissionApi = kc.makeApiClient(AdmissionregistrationV1Api);
+
+  const clusterVersion = await kc
+    .makeApiClient(VersionApi)
+    .getCode()
+    .then((v) => v.gitVersion)
+    .catch(() => undefined);
+  const injectContext = defaultInjectContext({
+    controlPlaneNamespace: opts.namespace,
+    clusterVersion,
+    ...(opts.proxyImage ? { proxyImage: opts.proxyImage } : {}),
+  });
+  const inject: AdmissionHandler = (req) => {
+    if (req.operation !== 'CREATE' || req.kind.kind !== 'Pod') return { allowed: true };
+    // The webhook's namespaceSelector already chose the namespace; pods made by controllers
+    // often have no metadata.namespace, so the request's namespace is the one to use.
+    return injectAdmission(req.object as Pod, undefined, injectContext, req.namespace ? { namespace: req.namespace } : {});
+  };
+
+  const certs = await ensureWebhookCerts(core, opts.namespace, CERT_SECRET, webhookNames(CONTROLLER_SERVICE, opts.namespace));
+  const admission = await startAdmissionServer({
+    port: opts.webhookPort,
+    ...(opts.webhookHost ? { host: opts.webhookHost } : {}),
+    cert: `${certs.certPem}`,
+    key: certs.keyPem,
+    handlers: {
+      '/validate': (req) => validateAdmission(req, { rootNamespace: opts.rootNamespace }),
+      '/inject': inject,
+    },
+    onError: (err) => log.error('admission handler failed', { error: err instanceof Error ? err.stack : String(err) }),
+  });
+  log.info('admission webhooks serving', { port: admission.port, clusterVersion, proxyImage: injectContext.proxyImage });
+
+  let timer: NodeJS.Timeout | undefined;
+  const reconcileRegistration = async () => {
+    try {
+      const written = await registerWebhooks(admissionApi, {
+        caCertPem: certs.caCertPem,
+        namespace: opts.namespace,
+        ...(opts.webhookUrl ? { urlBase: opts.webhookUrl } : {}),
+      });
+      if (written.length) log.info('webhook configurations registered', { names: written });
+    } catch (err) {
+      log.warn('webhook registration failed; will retry', { error: describeApiError(err) });
+    }
+  };
+  if (opts.register) {
+    await reconcileRegistration();
+    timer = setInterval(reconcileRegistration, REGISTRATION_INTERVAL_MS);
+    timer.unref();
+  }
+  return {
+    admission,
+    async stop() {
+      if (timer) clearInterval(timer);
+      await admission.close();
+    },
+  };
+}
+
+export function defaultControllerOptions(): ControllerOptions {
+  return {
+    namespace: process.env.POD_NAMESPACE || DEFAULT_ROOT_NAMESPACE,
+    rootNamespace: DEFAULT_ROOT_NAMESPACE,
+    webhookPort: PORTS.webhooks,
+    register: true,
+  };
+}

@@ -1,0 +1,448 @@
+/**
+ * One proxied request on a forward route: circuit breaking, endpoint choice, tries with
+ * per-try and route timeouts, retries with jittered backoff, and writing the response.
+ * All state lives in fields set in the constructor (stable shape); timers get `this` as an
+ * argument instead of closures.
+ *
+ * Small responses with a Content-Length are buffered and written with a single
+ * writeHead+end (one syscall, no chunked encoding); larger or unsized ones are streamed
+ * with backpressure. Request bodies are buffered up to BODY_BUFFER_LIMIT so they can be
+ * retried and mirrored; larger/unsized bodies are streamed and never retried.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Body, Flag } from '../flags.js';
+import { isHopByHop } from '../headers.js';
+import type { CompiledForward, CompiledRoute, Target } from '../router/compiled.js';
+import type { ClusterState, SlotWaiter } from '../upstream/cluster.js';
+import type { EndpointState } from '../upstream/endpoint.js';
+import { Attempt, type AttemptOwner, DISCARD_HANDLER } from './attempt.js';
+import { appendCorsHeaders, writeLocal } from './local-reply.js';
+import type { RequestRecorder } from './recorder.js';
+import { backoffMs, FailureKind, retriableFailure, retriableStatus } from './retry.js';
+
+export const RESPONSE_BUFFER_LIMIT = 64 * 1024;
+
+const kExchange = Symbol('isthmus.exchange');
+type WithExchange = { [kExchange]?: Exchange };
+
+class ProxyTimeout extends Error {
+  constructor(readonly perTry: boolean) {
+    super(perTry ? 'per-try timeout' : 'route timeout');
+  }
+}
+const DOWNSTREAM_GONE = new Error('downstream closed');
+
+export class Exchange implements AttemptOwner, SlotWaiter {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly route: CompiledRoute;
+  readonly fwd: CompiledForward;
+  readonly target: Target;
+  readonly cluster: ClusterState;
+  readonly recorder: RequestRecorder;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: string[];
+  readonly corsOrigin: string | null;
+  readonly startMs: number;
+  readonly requestBytes: number;
+  endpoint: EndpointState | null = null;
+  body: Buffer | IncomingMessage | null;
+  replayable: boolean;
+  flags: number;
+  tries = 0;
+  attempt: Attempt | null = null;
+  done = false;
+  waitCancelled = false;
+  responseStarted = false;
+  routeTimer: NodeJS.Timeout | null = null;
+  tryTimer: NodeJS.Timeout | null = null;
+  backoffTimer: NodeJS.Timeout | null = null;
+  status = 0;
+  respHeaders: string[] | null = null;
+  respChunks: Buffer[] | null = null;
+  respBytes = 0;
+  bodyPending = false;
+  delayPending = false;
+  bodyChunks: Buffer[] | null = null;
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: CompiledRoute,
+    target: Target,
+    recorder: RequestRecorder,
+    path: string,
+    headers: string[],
+    body: Buffer | IncomingMessage | null,
+    corsOrigin: string | null,
+    flags: number,
+    startMs: number,
+    requestBytes: number,
+  ) {
+    this.req = req;
+    this.res = res;
+    this.route = route;
+    this.fwd = route.forward!;
+    this.target = target;
+    this.cluster = target.cluster;
+    this.recorder = recorder;
+    this.method = req.method ?? 'GET';
+    this.path = path;
+    this.headers = headers;
+    this.body = body;
+    this.replayable = !(body !== null && !Buffer.isBuffer(body));
+    this.corsOrigin = corsOrigin;
+    this.flags = flags;
+    this.startMs = startMs;
+    this.requestBytes = requestBytes;
+    (res as WithExchange)[kExchange] = this;
+    (req as WithExchange)[kExchange] = this;
+    res.once('close', onResponseClose);
+  }
+
+  /**
+   * Waits for what must come first (the buffered request body, an injected delay), then
+   * proceeds. Envoy order: fault delay, fault abort, then the router.
+   */
+  start(bufferBody: boolean): void {
+    const f = this.route.fault;
+    if (bufferBody) {
+      this.bodyPending = true;
+      this.bodyChunks = [];
+      this.req.on('data', onRequestData);
+      this.req.once('end', onRequestEnd);
+    }
+    if (f !== null && f.delayPct > 0 && roll(f.delayPct)) {
+      this.flags |= Flag.DI;
+      this.delayPending = true;
+      this.routeTimer = setTimeout(onDelayDone, f.delayMs, this);
+    }
+    if (!this.bodyPending && !this.delayPending) this.proceed();
+  }
+
+  bodyChunk(chunk: Buffer): void {
+    this.bodyChunks?.push(chunk);
+  }
+
+  bodyEnd(): void {
+    const chunks = this.bodyChunks ?? [];
+    this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    this.bodyChunks = null;
+    this.bodyPending = false;
+    if (!this.delayPending && !this.done) this.proceed();
+  }
+
+  delayDone(): void {
+    this.routeTimer = null;
+    this.delayPending = false;
+    if (!this.bodyPending && !this.done) this.proceed();
+  }
+
+  private proceed(): void {
+    const f = this.route.fault;
+    if (f !== null && f.abortPct > 0 && roll(f.abortPct)) {
+      this.flags |= Flag.FI;
+      this.local(f.abortStatus, Body.faultAbort, null);
+      return;
+    }
+    if (this.fwd.mirrors.length > 0 && this.replayable) this.mirror();
+    if (this.fwd.timeoutMs > 0) this.routeTimer = setTimeout(onRouteTimeout, this.fwd.timeoutMs, this);
+    this.next();
+  }
+
+  /** Fire-and-forget copies to the mirror clusters, Host suffixed with -shadow (Envoy). */
+  private mirror(): void {
+    for (const m of this.fwd.mirrors) {
+      if (!roll(m.percentage)) continue;
+      const ep = m.cluster.pick();
+      if (ep === undefined) continue;
+      const headers = this.headers.slice();
+      for (let i = 0; i < headers.length; i += 2) {
+        if (headers[i] === 'host') headers[i + 1] = `${headers[i + 1]}-shadow`;
+      }
+      const body = this.body as Buffer | null;
+      ep.pool.dispatch({ path: this.path, method: this.method, headers, body }, DISCARD_HANDLER);
+    }
+  }
+
+  /** Takes a circuit-breaker slot, then sends; or queues; or answers 503 UO. */
+  private next(): void {
+    switch (this.cluster.acquire(this)) {
+      case 'go':
+        this.send();
+        return;
+      case 'queued':
+        return;
+      default:
+        this.flags |= Flag.UO;
+        this.local(503, Body.overflow, ['x-envoy-overloaded', 'true']);
+    }
+  }
+
+  onSlot(): void {
+    if (this.done) {
+      this.cluster.release();
+      return;
+    }
+    this.send();
+  }
+
+  private send(): void {
+    const endpoint = this.cluster.pick();
+    if (endpoint === undefined) {
+      this.cluster.release();
+      this.cluster.stats.rqNoHealthy++;
+      this.flags |= Flag.UH;
+      this.local(503, Body.noHealthyUpstream, null);
+      return;
+    }
+    const isRetry = this.tries > 0;
+    this.tries++;
+    if (isRetry) this.cluster.retriesActive++;
+    const a = new Attempt(this, endpoint, isRetry);
+    this.endpoint = endpoint;
+    this.attempt = a;
+    endpoint.active++;
+    endpoint.total++;
+    this.cluster.stats.rqTotal++;
+    const retry = this.fwd.retry;
+    if (retry !== null && retry.perTryTimeoutMs > 0) {
+      this.tryTimer = setTimeout(onTryTimeout, retry.perTryTimeoutMs, a);
+    }
+    endpoint.pool.dispatch(
+      { path: this.path, method: this.method, headers: this.headers, body: this.body },
+      a,
+    );
+  }
+
+  /** Bookkeeping common to every end of a try. Returns false for stale tries. */
+  private endAttempt(a: Attempt): boolean {
+    a.endpoint.active--;
+    if (a.isRetry) this.cluster.retriesActive--;
+    this.cluster.release();
+    if (this.attempt !== a) return false;
+    this.attempt = null;
+    if (this.tryTimer !== null) {
+      clearTimeout(this.tryTimer);
+      this.tryTimer = null;
+    }
+    return !this.done;
+  }
+
+  private canRetry(): boolean {
+    const r = this.fwd.retry;
+    if (r === null || !this.replayable || this.tries > r.attempts || this.done) return false;
+    if (this.cluster.retriesActive >= this.cluster.maxRetries) {
+      this.cluster.stats.rqRetryOverflow++;
+      return false;
+    }
+    return true;
+  }
+
+  private scheduleRetry(): void {
+    this.cluster.stats.rqRetry++;
+    const delay = backoffMs(this.fwd.retry!, this.tries);
+    this.backoffTimer = setTimeout(onBackoffDone, delay, this);
+  }
+
+  retryNow(): void {
+    this.backoffTimer = null;
+    if (!this.done) this.next();
+  }
+
+  attemptHeaders(a: Attempt, status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200 || this.done || a !== this.attempt) return true;
+    const r = this.fwd.retry;
+    if (r !== null && retriableStatus(r, status)) {
+      if (this.canRetry()) {
+        a.discard = true;
+        return true;
+      }
+      if (this.tries > r.attempts) this.flags |= Flag.URX;
+    }
+    this.status = status;
+    const headers: string[] = [];
+    let contentLength = -1;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString('latin1');
+      if (isHopByHop(name)) continue;
+      const value = raw[i + 1]!.toString('latin1');
+      if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(value);
+      headers.push(name, value);
+    }
+    this.target.responseOps.apply(headers);
+    for (const plan of this.route.responseOps) plan.apply(headers);
+    if (this.corsOrigin !== null && this.route.cors !== null)
+      appendCorsHeaders(this.route.cors, this.corsOrigin, headers);
+    const noBody = this.method === 'HEAD' || status === 204 || status === 304;
+    if (noBody || (contentLength >= 0 && contentLength <= RESPONSE_BUFFER_LIMIT)) {
+      this.respHeaders = headers;
+      this.respChunks = [];
+      return true;
+    }
+    this.responseStarted = true;
+    a.resume = resume;
+    this.res.writeHead(status, headers);
+    return true;
+  }
+
+  attemptData(a: Attempt, chunk: Buffer): boolean {
+    if (this.done || a !== this.attempt) return true;
+    this.respBytes += chunk.length;
+    if (this.respChunks !== null) {
+      this.respChunks.push(chunk);
+      return true;
+    }
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', onResponseDrain);
+    return false;
+  }
+
+  attemptComplete(a: Attempt): void {
+    if (!this.endAttempt(a)) return;
+    if (a.discard) {
+      this.scheduleRetry();
+      return;
+    }
+    const chunks = this.respChunks;
+    if (chunks !== null) {
+      this.res.writeHead(this.status, this.respHeaders!);
+      this.res.end(chunks.length === 1 ? chunks[0] : chunks.length === 0 ? undefined : Buffer.concat(chunks));
+    } else {
+      this.res.end();
+    }
+    this.finish(this.status);
+  }
+
+  attemptError(a: Attempt, err: Error): void {
+    a.endpoint.errors++;
+    if (!this.endAttempt(a)) return;
+    const kind = a.timedOut
+      ? FailureKind.PerTryTimeout
+      : a.connected
+        ? FailureKind.Reset
+        : FailureKind.ConnectFailure;
+    if (kind === FailureKind.ConnectFailure) this.cluster.stats.cxConnectFail++;
+    else if (kind === FailureKind.Reset) this.cluster.stats.rqReset++;
+    this.recorder.debugError(err);
+    if (this.responseStarted) {
+      // Headers already went downstream: the only honest signal left is a reset.
+      this.flags |= kind === FailureKind.PerTryTimeout ? Flag.UT : Flag.UC;
+      this.res.destroy();
+      this.finish(this.status);
+      return;
+    }
+    this.respChunks = null;
+    this.respHeaders = null;
+    this.respBytes = 0;
+    const r = this.fwd.retry;
+    if (r !== null && retriableFailure(r, kind)) {
+      if (this.canRetry()) {
+        this.scheduleRetry();
+        return;
+      }
+      if (this.tries > r.attempts) this.flags |= Flag.URX;
+    }
+    if (kind === FailureKind.PerTryTimeout) {
+      this.flags |= Flag.UT;
+      this.local(504, Body.timeout, null);
+    } else if (kind === FailureKind.ConnectFailure) {
+      this.flags |= Flag.UF;
+      this.local(503, Body.connectFailure, null);
+    } else {
+      this.flags |= Flag.UC;
+      this.local(503, Body.reset, null);
+    }
+  }
+
+  tryTimedOut(a: Attempt): void {
+    this.tryTimer = null;
+    if (a !== this.attempt || this.done) return;
+    a.timedOut = true;
+    a.cancel(new ProxyTimeout(true));
+  }
+
+  routeTimedOut(): void {
+    this.routeTimer = null;
+    if (this.done) return;
+    this.cluster.stats.rqTimeout++;
+    this.flags |= Flag.UT;
+    if (this.responseStarted) {
+      this.abandon(new ProxyTimeout(false));
+      this.res.destroy();
+      this.finish(this.status);
+      return;
+    }
+    this.local(504, Body.timeout, null);
+  }
+
+  downstreamClosed(): void {
+    if (this.done) return;
+    this.flags |= Flag.DC;
+    this.finish(this.responseStarted ? this.status : 0);
+  }
+
+  /** Sends a local reply and ends the exchange. */
+  private local(status: number, body: string, extra: string[] | null): void {
+    if (this.done) return;
+    const n = writeLocal(this.res, status, body, extra);
+    this.respBytes = n;
+    this.finish(status);
+  }
+
+  /** Ends the exchange once: stops timers and tries, records metrics. */
+  private finish(status: number): void {
+    if (this.done) return;
+    this.done = true;
+    this.abandon(DOWNSTREAM_GONE);
+    this.recorder.record(
+      this.cluster,
+      this.endpoint,
+      status,
+      this.flags,
+      this.startMs,
+      this.requestBytes,
+      this.respBytes,
+    );
+  }
+
+  private abandon(reason: Error): void {
+    this.waitCancelled = true;
+    if (this.routeTimer !== null) clearTimeout(this.routeTimer);
+    if (this.tryTimer !== null) clearTimeout(this.tryTimer);
+    if (this.backoffTimer !== null) clearTimeout(this.backoffTimer);
+    this.routeTimer = this.tryTimer = this.backoffTimer = null;
+    const a = this.attempt;
+    if (a !== null && !a.discard) a.cancel(reason);
+  }
+}
+
+function roll(percentage: number): boolean {
+  return percentage >= 100 || Math.random() * 100 < percentage;
+}
+function onDelayDone(ex: Exchange): void {
+  ex.delayDone();
+}
+function onRequestData(this: IncomingMessage, chunk: Buffer): void {
+  (this as WithExchange)[kExchange]?.bodyChunk(chunk);
+}
+function onRequestEnd(this: IncomingMessage): void {
+  (this as WithExchange)[kExchange]?.bodyEnd();
+}
+function onRouteTimeout(ex: Exchange): void {
+  ex.routeTimedOut();
+}
+function onTryTimeout(a: Attempt): void {
+  (a.owner as Exchange).tryTimedOut(a);
+}
+function onBackoffDone(ex: Exchange): void {
+  ex.retryNow();
+}
+function onResponseDrain(this: ServerResponse): void {
+  (this as WithExchange)[kExchange]?.attempt?.resume?.();
+}
+function onResponseClose(this: ServerResponse): void {
+  const ex = (this as WithExchange)[kExchange];
+  if (ex !== undefined && !this.writableFinished) ex.downstreamClosed();
+}

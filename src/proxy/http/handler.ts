@@ -1,0 +1,209 @@
+/**
+ * The HTTP request path of one listener: authority -> route config -> virtual host -> route
+ * -> action. Local actions (no route, redirect, direct response, CORS preflight) are
+ * answered here; forward routes become an Exchange. Reads the snapshot current at arrival,
+ * so a config swap never changes a request already in flight.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Listener } from '../../tables/index.js';
+import { Flag } from '../flags.js';
+import { getHeader, hasHeader, isHopByHop } from '../headers.js';
+import { ActionKind, type CompiledRoute, type Target } from '../router/compiled.js';
+import { RequestView, splitAuthority } from '../router/request-view.js';
+import type { Snapshot } from '../snapshot.js';
+import { Exchange, RESPONSE_BUFFER_LIMIT } from './exchange.js';
+import { corsOrigin, preflightHeaders, redirectLocation, writeLocal } from './local-reply.js';
+import type { RequestRecorder } from './recorder.js';
+
+/** Request bodies up to this size (with a Content-Length) are buffered: retriable, mirrorable. */
+export const BODY_BUFFER_LIMIT = RESPONSE_BUFFER_LIMIT;
+
+export class HttpHandler {
+  readonly spec: Listener;
+  readonly recorder: RequestRecorder;
+  private readonly current: () => Snapshot;
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
+
+  constructor(spec: Listener, recorder: RequestRecorder, current: () => Snapshot) {
+    this.spec = spec;
+    this.recorder = recorder;
+    this.current = current;
+    this.handle = this.onRequest.bind(this);
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const startMs = performance.now();
+    res.sendDate = false; // the upstream's Date passes through; local replies need none
+    const snap = this.current();
+    const raw = req.rawHeaders;
+    let target = req.url ?? '/';
+    let authority: string;
+    // Absolute-form (forward-proxy mode): the URI's authority wins over Host (RFC 9112 3.2.2).
+    if (target.length > 7 && (target.charCodeAt(0) | 0x20) === 0x68 && /^https?:\/\//i.test(target)) {
+      const start = target.indexOf('//') + 2;
+      const slash = target.indexOf('/', start);
+      authority = slash === -1 ? target.slice(start) : target.slice(start, slash);
+      target = slash === -1 ? '/' : target.slice(slash);
+    } else {
+      authority = getHeader(raw, 'host') ?? '';
+    }
+    const spec = this.spec;
+    const byAuthority = spec.routeByPort === true || spec.explicitProxy === true;
+    const port = byAuthority ? (splitAuthority(authority).port ?? 80) : spec.port;
+    const rc = spec.routeByPort
+      ? snap.routeConfigByPort.get(port)
+      : snap.routeConfigs.get(spec.routeConfig ?? '');
+    const vhost = rc?.vhosts.find(authority);
+    if (vhost === undefined) {
+      this.noRoute(res, startMs);
+      return;
+    }
+    const view = new RequestView(req.method ?? 'GET', target, authority, port, raw);
+    let route: CompiledRoute | undefined;
+    for (const r of vhost.routes) {
+      if (r.matcher.matches(view)) {
+        route = r;
+        break;
+      }
+    }
+    if (route === undefined) {
+      this.noRoute(res, startMs);
+      return;
+    }
+
+    let origin: string | null = null;
+    if (route.cors !== null) {
+      const o = view.header('origin');
+      if (o !== undefined && corsOrigin(route.cors, o)) {
+        origin = o;
+        if (view.method === 'OPTIONS' && hasHeader(raw, 'access-control-request-method')) {
+          this.localDone(res, startMs, 200, null, preflightHeaders(route.cors, o), 0);
+          return;
+        }
+      }
+    }
+
+    if (route.kind === ActionKind.Direct) {
+      const headers: string[] = [];
+      for (const plan of route.responseOps) plan.apply(headers);
+      this.localDone(res, startMs, route.directStatus, route.directBody, headers, 0);
+      return;
+    }
+    if (route.kind === ActionKind.Redirect) {
+      const r = route.redirect!;
+      const location = redirectLocation(r, view, route.matcher.prefixLength);
+      const headers = ['location', location];
+      for (const plan of route.responseOps) plan.apply(headers);
+      this.localDone(res, startMs, r.code ?? 301, null, headers, 0);
+      return;
+    }
+    this.forward(req, res, route, view, origin, startMs);
+  }
+
+  private forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: CompiledRoute,
+    view: RequestView,
+    origin: string | null,
+    startMs: number,
+  ): void {
+    const fwd = route.forward!;
+    const target = pickTarget(fwd.targets, fwd.totalWeight);
+    const raw = view.rawHeaders;
+
+    // Body: buffer small sized bodies (retriable), stream the rest (never retried).
+    const cl = getHeader(raw, 'content-length');
+    const chunked = hasHeader(raw, 'transfer-encoding');
+    const length = cl === undefined ? 0 : Number(cl);
+    const bufferBody = !chunked && length > 0 && length <= BODY_BUFFER_LIMIT;
+    const stream = chunked || length > BODY_BUFFER_LIMIT;
+
+    const rw = fwd.rewrite;
+    let path = view.path;
+    if (rw !== null) {
+      if (rw.pathMode === 1) path = rw.value + view.path.slice(route.matcher.prefixLength);
+      else if (rw.pathMode === 2) path = rw.value;
+      else if (rw.pathMode === 3) path = view.path.replace(rw.re!, rw.value);
+    }
+    if (view.query) path = `${path}?${view.query}`;
+
+    const headers: string[] = [];
+    const connection = getHeader(raw, 'connection');
+    const dropped = connection !== undefined ? connectionTokens(connection) : null;
+    let hasRequestId = false;
+    let hasProto = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (isHopByHop(name)) continue;
+      const len = name.length;
+      if (len === 4 || len === 12 || len === 14 || len === 17) {
+        const lower = name.toLowerCase();
+        if (lower === 'host') continue;
+        if (lower === 'content-length' && !stream) continue; // undici sets it from the buffered body
+        if (lower === 'x-request-id') hasRequestId = true;
+        else if (lower === 'x-forwarded-proto') hasProto = true;
+      }
+      if (dropped?.has(name.toLowerCase())) continue;
+      headers.push(name, raw[i + 1]!);
+    }
+    headers.push('host', rw?.authority ?? view.authority);
+    if (!hasProto) headers.push('x-forwarded-proto', 'http');
+    if (!hasRequestId) headers.push('x-request-id', randomUUID());
+    target.requestOps.apply(headers);
+    for (const plan of route.requestOps) plan.apply(headers);
+
+    const ex = new Exchange(
+      req,
+      res,
+      route,
+      target,
+      this.recorder,
+      path,
+      headers,
+      stream ? req : null,
+      origin,
+      0,
+      startMs,
+      length,
+    );
+    ex.start(bufferBody);
+  }
+
+  private noRoute(res: ServerResponse, startMs: number): void {
+    this.recorder.stats.rqNoRoute++;
+    const n = writeLocal(res, 404, null, null);
+    this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n);
+  }
+
+  private localDone(
+    res: ServerResponse,
+    startMs: number,
+    status: number,
+    body: Buffer | null,
+    headers: string[],
+    flags: number,
+  ): void {
+    this.recorder.stats.rqLocal++;
+    const n = writeLocal(res, status, body, headers);
+    this.recorder.record(null, null, status, flags, startMs, 0, n);
+  }
+}
+
+function pickTarget(targets: readonly Target[], total: number): Target {
+  if (targets.length === 1) return targets[0]!;
+  const r = Math.random() * total;
+  for (const t of targets) if (r < t.upTo) return t;
+  return targets[targets.length - 1]!;
+}
+
+/** Header names listed in Connection (RFC 9110 7.6.1) are hop-by-hop for this message. */
+function connectionTokens(value: string): Set<string> | null {
+  const set = new Set<string>();
+  for (const t of value.split(',')) {
+    const token = t.trim().toLowerCase();
+    if (token && token !== 'close' && token !== 'keep-alive') set.add(token);
+  }
+  return set.size ? set : null;
+}

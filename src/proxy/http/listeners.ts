@@ -1,0 +1,122 @@
+/**
+ * node:http servers for the HTTP listeners of the current config. A config swap re-points
+ * an unchanged listener's server at its new handler (one synchronous listener swap, no
+ * rebind); listeners that move or disappear are closed gracefully (in-flight requests
+ * finish, idle keep-alive connections are closed).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'winston';
+import type { Listener } from '../../tables/index.js';
+import type { Snapshot } from '../snapshot.js';
+import type { IstioMetrics } from '../telemetry/istio-metrics.js';
+import { HttpHandler } from './handler.js';
+import { RequestRecorder } from './recorder.js';
+
+export interface ListenerBindOptions {
+  /** Bind port by listener name or by logical port (e.g. {"15001": 0}); 0 = ephemeral. */
+  ports?: Record<string, number>;
+  /** Overrides every listener's bind address (tests use 127.0.0.1). */
+  address?: string;
+  keepAliveTimeoutMs?: number;
+}
+
+interface Running {
+  spec: Listener;
+  bindKey: string;
+  server: http.Server;
+  handler: HttpHandler;
+  port: number;
+}
+
+export class ListenerManager {
+  private readonly running = new Map<string, Running>();
+  /** Listeners in the config that this build cannot serve yet (e.g. tcp), with the reason. */
+  readonly unsupported = new Map<string, string>();
+
+  constructor(
+    private readonly opts: ListenerBindOptions,
+    private readonly metrics: IstioMetrics,
+    private readonly log: Logger,
+    private readonly current: () => Snapshot,
+  ) {}
+
+  port(name: string): number | undefined {
+    return this.running.get(name)?.port;
+  }
+
+  handlers(): HttpHandler[] {
+    return [...this.running.values()].map((r) => r.handler);
+  }
+
+  /** Brings the running servers in line with `listeners`. Rejects if a new bind fails. */
+  async sync(listeners: readonly Listener[]): Promise<void> {
+    const wanted = new Map<string, Listener>();
+    this.unsupported.clear();
+    for (const l of listeners) {
+      if (l.protocol === 'http' || l.protocol === 'auto') wanted.set(l.name, l);
+      else this.unsupported.set(l.name, `protocol ${l.protocol} not served yet`);
+    }
+    const closing: Promise<void>[] = [];
+    for (const [name, r] of this.running) {
+      const next = wanted.get(name);
+      if (next && this.bindKey(next) === r.bindKey) {
+        const handler = new HttpHandler(next, r.handler.recorder, this.current);
+        r.server.removeListener('request', r.handler.handle);
+        r.server.on('request', handler.handle);
+        r.handler = handler;
+        r.spec = next;
+        wanted.delete(name);
+      } else {
+        this.running.delete(name);
+        closing.push(closeServer(r.server));
+      }
+    }
+    for (const spec of wanted.values()) await this.open(spec);
+    await Promise.all(closing);
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.running.values()].map((r) => closeServer(r.server));
+    this.running.clear();
+    await Promise.all(all);
+  }
+
+  private bindKey(l: Listener): string {
+    const port = this.opts.ports?.[l.name] ?? this.opts.ports?.[String(l.port)] ?? l.port;
+    return `${this.opts.address ?? l.address ?? '0.0.0.0'}:${port}`;
+  }
+
+  private async open(spec: Listener): Promise<void> {
+    const recorder = new RequestRecorder(
+      this.metrics,
+      spec.direction === 'inbound' ? 'destination' : 'source',
+      this.log,
+    );
+    const handler = new HttpHandler(spec, recorder, this.current);
+    const server = http.createServer({ noDelay: true, keepAlive: true });
+    server.keepAliveTimeout = this.opts.keepAliveTimeoutMs ?? 60_000;
+    server.on('request', handler.handle);
+    const bindKey = this.bindKey(spec);
+    const sep = bindKey.lastIndexOf(':');
+    const host = bindKey.slice(0, sep);
+    const port = Number(bindKey.slice(sep + 1));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = (server.address() as AddressInfo).port;
+    this.running.set(spec.name, { spec, bindKey, server, handler, port: bound });
+    this.log.info(`listener ${spec.name} (${spec.direction}, logical port ${spec.port}) on ${host}:${bound}`);
+  }
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

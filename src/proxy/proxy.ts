@@ -1,0 +1,206 @@
+/**
+ * The sidecar proxy: owns the current Snapshot, the cluster registry, the listeners and the
+ * admin/metrics/health servers. `applyTables` / `applyEndpoints` validate first; a rejected
+ * config leaves the last good one in place and is visible on /config_dump, /stats and
+ * Prometheus. Pipeline: listener -> http handler -> router -> cluster -> balancer -> endpoint.
+ */
+import type http from 'node:http';
+import type { Logger } from 'winston';
+import { type EndpointTable, type TableError, validateEndpoints, validateTables } from '../tables/index.js';
+import { type AdminTarget, adminRoute, healthRoute, prometheusRoute, serve } from './admin/admin-server.js';
+import { type ConfigStatus, clustersJson, clustersText, proxyPrometheus, statsText } from './admin/views.js';
+import { type ListenerBindOptions, ListenerManager } from './http/listeners.js';
+import { createLogger, type LogLevel } from './log.js';
+import { Snapshot } from './snapshot.js';
+import { IstioMetrics } from './telemetry/istio-metrics.js';
+import { ClusterRegistry } from './upstream/registry.js';
+
+export interface ProxyOptions {
+  /** Admin port (Envoy 15000); 0 = ephemeral, null = disabled. */
+  adminPort?: number | null;
+  /** Prometheus port (15090); 0 = ephemeral, null = disabled. */
+  statsPort?: number | null;
+  /** Health port (15021); 0 = ephemeral, null = disabled. */
+  healthPort?: number | null;
+  /** Address of admin, stats and health servers; default 127.0.0.1 for admin, 0.0.0.0 else. */
+  adminAddress?: string;
+  serviceAddress?: string;
+  listeners?: ListenerBindOptions;
+  logLevel?: LogLevel;
+  logger?: Logger;
+  /** Called after POST /quitquitquit has stopped the proxy (the CLI exits there). */
+  onQuit?: () => void;
+}
+
+export type ApplyResult =
+  | { ok: true; version: string }
+  | { ok: false; version: string; errors: TableError[] };
+
+export class SidecarProxy implements AdminTarget {
+  snapshot: Snapshot = Snapshot.empty();
+  readonly metrics = new IstioMetrics();
+  readonly registry = new ClusterRegistry();
+  readonly log: Logger;
+  private readonly listeners: ListenerManager;
+  private readonly servers: http.Server[] = [];
+  private readonly ports = { admin: 0, stats: 0, health: 0 };
+  private endpointTable: EndpointTable | null = null;
+  private draining = false;
+  private stopped = false;
+  readonly status: ConfigStatus = {
+    version: '',
+    accepted: 0,
+    rejected: 0,
+    endpointsVersion: '',
+    endpointsAccepted: 0,
+    endpointsRejected: 0,
+    lastRejection: null,
+  };
+
+  constructor(private readonly opts: ProxyOptions = {}) {
+    this.log = opts.logger ?? createLogger(opts.logLevel ?? 'info');
+    this.listeners = new ListenerManager(opts.listeners ?? {}, this.metrics, this.log, () => this.snapshot);
+  }
+
+  /** Starts the admin, Prometheus and health servers (listeners come with the config). */
+  async start(): Promise<void> {
+    const adminHost = this.opts.adminAddress ?? '127.0.0.1';
+    const svcHost = this.opts.serviceAddress ?? '0.0.0.0';
+    const plan: Array<[keyof typeof this.ports, number | null, string, typeof adminRoute]> = [
+      ['admin', this.opts.adminPort === undefined ? 15000 : this.opts.adminPort, adminHost, adminRoute],
+      ['stats', this.opts.statsPort === undefined ? 15090 : this.opts.statsPort, svcHost, prometheusRoute],
+      ['health', this.opts.healthPort === undefined ? 15021 : this.opts.healthPort, svcHost, healthRoute],
+    ];
+    for (const [key, port, host, route] of plan) {
+      if (port === null) continue;
+      const s = await serve(route, this, host, port);
+      this.servers.push(s.server);
+      this.ports[key] = s.port;
+    }
+  }
+
+  get adminPort(): number {
+    return this.ports.admin;
+  }
+  get statsPort(): number {
+    return this.ports.stats;
+  }
+  get healthPort(): number {
+    return this.ports.health;
+  }
+
+  /** Bound port of a listener by name (differs from the logical port when overridden). */
+  listenerPort(name: string): number | undefined {
+    return this.listeners.port(name);
+  }
+
+  /**
+   * Validates and installs new tables. New requests see them as soon as this returns (the
+   * swap itself is synchronous); in-flight requests finish on the config they started with.
+   */
+  async applyTables(json: unknown): Promise<ApplyResult> {
+    const v = validateTables(json);
+    const version = versionOf(json);
+    if (!v.ok) return this.reject(version, v.errors, 'tables');
+    let next: Snapshot;
+    let clusters: ReturnType<ClusterRegistry['prepare']>;
+    try {
+      clusters = this.registry.prepare(v.value.clusters, v.value.endpoints ?? this.endpointTable?.clusters);
+      next = new Snapshot(v.value, clusters);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      return this.reject(version, [{ path: '', message: `compile failed: ${message}` }], 'tables');
+    }
+    this.registry.commit(clusters);
+    this.metrics.setNode(v.value.node);
+    this.snapshot = next;
+    this.status.version = next.version;
+    this.status.accepted++;
+    try {
+      await this.listeners.sync(v.value.listeners);
+    } catch (err) {
+      // The routes are live; a listener that failed to bind is an operational error.
+      this.log.error(`listener bind failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
+    }
+    this.log.info(`config ${next.version} applied`);
+    return { ok: true, version: next.version };
+  }
+
+  /** Validates and installs a new endpoint set; routes are untouched. */
+  applyEndpoints(json: unknown): ApplyResult {
+    const v = validateEndpoints(json);
+    const version = versionOf(json);
+    if (!v.ok) return this.reject(version, v.errors, 'endpoints');
+    this.endpointTable = v.value;
+    this.registry.applyEndpoints(v.value.clusters);
+    this.status.endpointsVersion = v.value.version;
+    this.status.endpointsAccepted++;
+    return { ok: true, version: v.value.version };
+  }
+
+  private reject(version: string, errors: TableError[], kind: 'tables' | 'endpoints'): ApplyResult {
+    if (kind === 'tables') this.status.rejected++;
+    else this.status.endpointsRejected++;
+    this.status.lastRejection = { version, at: new Date().toISOString(), errors };
+    this.log.warn(
+      `${kind} ${version || '(no version)'} rejected: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
+    );
+    return { ok: false, version, errors };
+  }
+
+  /** Stops accepting, lets in-flight requests finish (bounded by drainMs), closes pools. */
+  async stop(drainMs = 5000): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.draining = true;
+    const closing = this.listeners.close();
+    await Promise.race([closing, new Promise((r) => setTimeout(r, drainMs).unref())]);
+    await this.registry.close();
+    for (const s of this.servers) {
+      s.close();
+      s.closeAllConnections();
+    }
+  }
+
+  // AdminTarget
+  configDump(): unknown {
+    return {
+      version: this.status.version,
+      tables: this.status.accepted ? this.snapshot.tables : null,
+      endpoints: this.endpointTable,
+      unsupportedListeners: Object.fromEntries(this.listeners.unsupported),
+      status: this.status,
+    };
+  }
+  clustersText(): string {
+    return clustersText(this.registry.all());
+  }
+  clustersJson(): unknown {
+    return clustersJson(this.registry.all());
+  }
+  statsText(): string {
+    const ls = this.listeners.handlers().map((h) => ({ name: h.spec.name, stats: h.recorder.stats }));
+    return statsText(this.registry.all(), ls, this.status);
+  }
+  prometheus(): string {
+    return this.metrics.render() + proxyPrometheus(this.registry.all(), this.status);
+  }
+  isReady(): boolean {
+    return this.status.accepted > 0 && !this.draining;
+  }
+  logLevel(): string {
+    return this.log.level;
+  }
+  setLogLevel(level: LogLevel): void {
+    this.log.level = level;
+  }
+  quit(): void {
+    void this.stop().then(() => this.opts.onQuit?.());
+  }
+}
+
+function versionOf(json: unknown): string {
+  const v = (json as { version?: unknown } | null)?.version;
+  return typeof v === 'string' ? v : '';
+}
