@@ -20,7 +20,10 @@ export interface LoadResult {
  * Runs `concurrency` workers, each calling `once()` back to back, until `total` calls were made
  * or `maxSeconds` passed (both bounds always apply). Latencies in milliseconds.
  */
-export async function closedLoop(once: () => Promise<boolean>, opts: { concurrency: number; total: number; maxSeconds: number }): Promise<LoadResult> {
+export async function closedLoop(
+  once: () => Promise<boolean>,
+  opts: { concurrency: number; total: number; maxSeconds: number },
+): Promise<LoadResult> {
   const latencies: number[] = [];
   let started = 0;
   let errors = 0;

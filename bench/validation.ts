@@ -8,8 +8,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { analyze } from '../src/validation/analyze.js';
 import { PROJECT_ROOT } from '../src/util/paths.js';
+import { analyze } from '../src/validation/analyze.js';
 import { fmt } from './lib.js';
 
 const fixtures = join(PROJECT_ROOT, 'test/validation/fixtures/valid');
@@ -29,17 +29,24 @@ try {
     const t0 = performance.now();
     const res = spawnSync(process.execPath, [cli, 'analyze', '-f', dir], { encoding: 'utf8' });
     runs.push(performance.now() - t0);
-    if (res.status !== 0 && r === 0) console.log(`note: analyze exited ${res.status}:\n${res.stdout.split('\n').slice(-3).join('\n')}`);
+    if (res.status !== 0 && r === 0)
+      console.log(`note: analyze exited ${res.status}:\n${res.stdout.split('\n').slice(-3).join('\n')}`);
   }
-  console.log(`analyze -f <1,000 documents>: ${runs.map((ms) => `${fmt(ms / 1000)} s`).join(', ')} (whole CLI process incl. startup; target < 2 s)`);
+  console.log(
+    `analyze -f <1,000 documents>: ${runs.map((ms) => `${fmt(ms / 1000)} s`).join(', ')} (whole CLI process incl. startup; target < 2 s)`,
+  );
 
-  const docs = readdirSync(dir).flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => ({ source: f, object: d.toJS() })));
+  const docs = readdirSync(dir).flatMap((f) =>
+    parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => ({ source: f, object: d.toJS() })),
+  );
   analyze(docs); // warm up
   const t0 = performance.now();
   const rounds = 5;
   for (let r = 0; r < rounds; r++) analyze(docs);
   const perDoc = (performance.now() - t0) / (rounds * docs.length);
-  console.log(`in-process analyze: ${fmt(perDoc * 1000, 1)} µs/document (${fmt(1000 / perDoc, 0)} documents/s)`);
+  console.log(
+    `in-process analyze: ${fmt(perDoc * 1000, 1)} µs/document (${fmt(1000 / perDoc, 0)} documents/s)`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

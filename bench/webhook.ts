@@ -12,7 +12,13 @@ if (process.argv[2] === 'serve') {
   const { startAdmissionServer } = await import('../src/webhook/server.js');
   const { validateAdmission } = await import('../src/webhook/validate-handler.js');
   const { cert, key } = JSON.parse(process.env.BENCH_TLS!) as { cert: string; key: string };
-  const s = await startAdmissionServer({ port: 0, host: '127.0.0.1', cert, key, handlers: { '/validate': (r) => validateAdmission(r) } });
+  const s = await startAdmissionServer({
+    port: 0,
+    host: '127.0.0.1',
+    cert,
+    key,
+    handlers: { '/validate': (r) => validateAdmission(r) },
+  });
   process.send!({ port: s.port });
 } else {
   const ca = createSelfSignedCa({ commonName: 'bench', validityDays: 1 });
@@ -21,7 +27,9 @@ if (process.argv[2] === 'serve') {
     env: { ...process.env, BENCH_TLS: JSON.stringify({ cert: leaf.certPem, key: leaf.keyPem }) },
     execArgv: ['--import', 'tsx'],
   });
-  const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
+  const port = await new Promise<number>((resolve) =>
+    child.once('message', (m: { port: number }) => resolve(m.port)),
+  );
   const review = JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -37,8 +45,17 @@ if (process.argv[2] === 'serve') {
         spec: {
           hosts: ['reviews'],
           http: [
-            { match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: 'reviews', subset: 'v2' } }] },
-            { route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 80 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 20 }], timeout: '10s' },
+            {
+              match: [{ headers: { 'end-user': { exact: 'jason' } } }],
+              route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+            },
+            {
+              route: [
+                { destination: { host: 'reviews', subset: 'v1' }, weight: 80 },
+                { destination: { host: 'reviews', subset: 'v3' }, weight: 20 },
+              ],
+              timeout: '10s',
+            },
           ],
         },
       },
@@ -47,14 +64,23 @@ if (process.argv[2] === 'serve') {
   const dispatcher = new Agent({ connect: { ca: ca.certPem }, connections: 200, pipelining: 1 });
   const url = `https://127.0.0.1:${port}/validate`;
   const once = async () => {
-    const res = await request(url, { method: 'POST', dispatcher, body: review, headers: { 'content-type': 'application/json' } });
+    const res = await request(url, {
+      method: 'POST',
+      dispatcher,
+      body: review,
+      headers: { 'content-type': 'application/json' },
+    });
     await res.body.text();
     return res.statusCode === 200;
   };
   await closedLoop(once, { concurrency: 200, total: 2000, maxSeconds: 20 }); // warm-up (TLS handshakes, JIT)
   const r = await closedLoop(once, { concurrency: 200, total: 20000, maxSeconds: 60 });
-  console.log(`webhook /validate, 200 concurrent keep-alive clients: ${r.count} reviews in ${fmt(r.seconds)} s, ${fmt(r.rps, 0)}/s, errors ${r.errors}`);
-  console.log(`  latency ms: p50 ${fmt(r.p50)}  p90 ${fmt(r.p90)}  p99 ${fmt(r.p99)}  max ${fmt(r.max)}  (target p99 < 5 ms)`);
+  console.log(
+    `webhook /validate, 200 concurrent keep-alive clients: ${r.count} reviews in ${fmt(r.seconds)} s, ${fmt(r.rps, 0)}/s, errors ${r.errors}`,
+  );
+  console.log(
+    `  latency ms: p50 ${fmt(r.p50)}  p90 ${fmt(r.p90)}  p99 ${fmt(r.p99)}  max ${fmt(r.max)}  (target p99 < 5 ms)`,
+  );
   await dispatcher.close();
   child.kill();
 }

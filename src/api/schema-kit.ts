@@ -8,25 +8,35 @@
  *   fields is a semantic rule in src/validation, with a clearer message than a schema could give);
  * - objects are closed (`additionalProperties: false`) unless they are maps (`MapOf`).
  */
-import { type Static, type TObject, type TOptional, type TProperties, type TSchema, Type } from '@sinclair/typebox';
+import {
+  type Static,
+  type TObject,
+  type TOptional,
+  type TProperties,
+  type TSchema,
+  Type,
+} from '@sinclair/typebox';
 
-export { Type };
 export type { Static, TSchema } from '@sinclair/typebox';
+export { Type };
 
 /** A closed object: every property optional unless listed in `required`. */
-export function Obj<P extends TProperties>(
+export function Obj<P extends TProperties, R extends keyof P & string = never>(
   properties: P,
   description?: string,
-  required: readonly (keyof P & string)[] = [],
-): TObject<{ [K in keyof P]: TOptional<P[K]> }> {
+  required: readonly R[] = [],
+): TObject<{ [K in keyof P]: K extends R ? P[K] : TOptional<P[K]> }> {
   // TypeBox makes every property without the Optional modifier required; mark them optional.
   const props = Object.fromEntries(
-    Object.entries(properties).map(([k, v]) => [k, required.includes(k) ? v : Type.Optional(v)]),
+    Object.entries(properties).map(([k, v]) => [
+      k,
+      (required as readonly string[]).includes(k) ? v : Type.Optional(v),
+    ]),
   );
   return Type.Object(props, {
     additionalProperties: false,
     ...(description ? { description } : {}),
-  }) as unknown as TObject<{ [K in keyof P]: TOptional<P[K]> }>;
+  }) as unknown as TObject<{ [K in keyof P]: K extends R ? P[K] : TOptional<P[K]> }>;
 }
 
 export const Str = (description?: string) => Type.String(description ? { description } : {});
@@ -35,7 +45,8 @@ export const Int = (description?: string) =>
   Type.Integer({ format: 'int32', ...(description ? { description } : {}) });
 export const UInt = (description?: string) =>
   Type.Integer({ minimum: 0, maximum: 4294967295, ...(description ? { description } : {}) });
-export const Num = (description?: string) => Type.Number({ format: 'double', ...(description ? { description } : {}) });
+export const Num = (description?: string) =>
+  Type.Number({ format: 'double', ...(description ? { description } : {}) });
 export const List = <T extends TSchema>(item: T, description?: string) =>
   Type.Array(item, description ? { description } : {});
 /** A map with string keys. Written as `additionalProperties` (not TypeBox's Record, whose

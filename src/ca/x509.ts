@@ -52,7 +52,10 @@ export function createSelfSignedCa(opts: CaOptions): KeyPairPem {
   const now = opts.now ?? new Date();
   cert.validity.notBefore = new Date(now.getTime() - 60_000);
   cert.validity.notAfter = new Date(now.getTime() + opts.validityDays * 86_400_000);
-  const subject = [{ name: 'commonName', value: opts.commonName }, { name: 'organizationName', value: opts.organization ?? 'Isthmus' }];
+  const subject = [
+    { name: 'commonName', value: opts.commonName },
+    { name: 'organizationName', value: opts.organization ?? 'Isthmus' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -113,7 +116,9 @@ export function describeCert(certPem: string): CertSummary {
   } catch (err) {
     throw new Error(`not a PEM X.509 certificate: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const san = cert.getExtension('subjectAltName') as { altNames?: Array<{ type: number; value?: string; ip?: string }> } | null;
+  const san = cert.getExtension('subjectAltName') as {
+    altNames?: Array<{ type: number; value?: string; ip?: string }>;
+  } | null;
   const names = (san?.altNames ?? []).map((a) => (a.type === 7 ? a.ip! : a.value!));
   return { notBefore: cert.validity.notBefore, notAfter: cert.validity.notAfter, names };
 }

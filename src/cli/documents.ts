@@ -38,21 +38,28 @@ export function parseDocuments(text: string, source: string, into: LoadResult): 
     if (obj === null || obj === undefined) continue;
     if (typeof obj === 'object' && !Array.isArray(obj) && (obj as { kind?: unknown }).kind === 'List') {
       const items = (obj as { items?: unknown }).items;
-      (Array.isArray(items) ? items : []).forEach((item, i) => into.docs.push({ source: `${here}.items[${i}]`, object: item }));
+      (Array.isArray(items) ? items : []).forEach((item, i) =>
+        into.docs.push({ source: `${here}.items[${i}]`, object: item }),
+      );
       continue;
     }
     into.docs.push({ source: here, object: obj });
   }
 }
 
-export function loadDocuments(paths: string[], readStdin: () => string = () => readFileSync(0, 'utf8')): LoadResult {
+export function loadDocuments(
+  paths: string[],
+  readStdin: () => string = () => readFileSync(0, 'utf8'),
+): LoadResult {
   const result: LoadResult = { docs: [], errors: [] };
   for (const p of paths) {
     let files: string[];
     try {
       files = expand(p);
     } catch (err) {
-      result.errors.push(`${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+      result.errors.push(
+        `${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`,
+      );
       continue;
     }
     for (const file of files) {

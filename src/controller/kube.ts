@@ -12,7 +12,8 @@ export function describeApiError(err: unknown): string {
     const e = err as { code?: number; body?: unknown; message?: string };
     let msg = e.message ?? '';
     const body = typeof e.body === 'string' ? safeJson(e.body) : e.body;
-    if (body && typeof body === 'object' && 'message' in body) msg = String((body as { message: unknown }).message);
+    if (body && typeof body === 'object' && 'message' in body)
+      msg = String((body as { message: unknown }).message);
     return `HTTP ${e.code}: ${msg}`;
   }
   return err instanceof Error ? err.message : String(err);

@@ -7,12 +7,12 @@ import { AdmissionregistrationV1Api, CoreV1Api, VersionApi } from '@kubernetes/c
 import { CONTROLLER_SERVICE, DEFAULT_ROOT_NAMESPACE, PORTS } from '../api/mesh.js';
 import { defaultInjectContext, injectAdmission } from '../inject/index.js';
 import type { Pod } from '../inject/types.js';
-import { validateAdmission } from '../webhook/validate-handler.js';
+import { createLogger } from '../util/log.js';
 import { type AdmissionHandler, type AdmissionServer, startAdmissionServer } from '../webhook/server.js';
+import { validateAdmission } from '../webhook/validate-handler.js';
 import { describeApiError, loadKubeConfig } from './kube.js';
 import { ensureWebhookCerts, webhookNames } from './webhook-certs.js';
 import { registerWebhooks } from './webhook-registration.js';
-import { createLogger } from '../util/log.js';
 
 const CERT_SECRET = 'isthmus-webhook-certs';
 const REGISTRATION_INTERVAL_MS = 30_000;
@@ -55,10 +55,18 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     if (req.operation !== 'CREATE' || req.kind.kind !== 'Pod') return { allowed: true };
     // The webhook's namespaceSelector already chose the namespace; pods made by controllers
     // often have no metadata.namespace, so the request's namespace is the one to use.
-    return injectAdmission(req.object as Pod, undefined, injectContext, req.namespace ? { namespace: req.namespace } : {});
+    return injectAdmission(
+      req.object as Pod,
+      undefined,
+      injectContext,
+      req.namespace ? { namespace: req.namespace } : {},
+    );
   };
 
-  const certs = await ensureWebhookCerts(core, opts.namespace, CERT_SECRET, webhookNames(CONTROLLER_SERVICE, opts.namespace));
+  // The apiserver may not be reachable yet (it starts alongside us): retry with backoff.
+  const certs = await retry('store the webhook certificate', log, () =>
+    ensureWebhookCerts(core, opts.namespace, CERT_SECRET, webhookNames(CONTROLLER_SERVICE, opts.namespace)),
+  );
   const admission = await startAdmissionServer({
     port: opts.webhookPort,
     ...(opts.webhookHost ? { host: opts.webhookHost } : {}),
@@ -68,9 +76,14 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       '/validate': (req) => validateAdmission(req, { rootNamespace: opts.rootNamespace }),
       '/inject': inject,
     },
-    onError: (err) => log.error('admission handler failed', { error: err instanceof Error ? err.stack : String(err) }),
+    onError: (err) =>
+      log.error('admission handler failed', { error: err instanceof Error ? err.stack : String(err) }),
   });
-  log.info('admission webhooks serving', { port: admission.port, clusterVersion, proxyImage: injectContext.proxyImage });
+  log.info('admission webhooks serving', {
+    port: admission.port,
+    clusterVersion,
+    proxyImage: injectContext.proxyImage,
+  });
 
   let timer: NodeJS.Timeout | undefined;
   const reconcileRegistration = async () => {
@@ -97,6 +110,21 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       await admission.close();
     },
   };
+}
+
+async function retry<T>(
+  what: string,
+  log: ReturnType<typeof createLogger>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  for (let delay = 250; ; delay = Math.min(delay * 2, 10_000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      log.warn(`could not ${what}; retrying in ${delay} ms`, { error: describeApiError(err) });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 export function defaultControllerOptions(): ControllerOptions {

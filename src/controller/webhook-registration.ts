@@ -16,7 +16,14 @@ interface WebhookConfig {
   apiVersion: string;
   kind: WebhookConfigKind;
   metadata: { name: string; resourceVersion?: string; [k: string]: unknown };
-  webhooks: Array<{ name: string; clientConfig: { service?: { namespace?: string; path?: string; [k: string]: unknown }; url?: string; caBundle?: string } }>;
+  webhooks: Array<{
+    name: string;
+    clientConfig: {
+      service?: { namespace?: string; path?: string; [k: string]: unknown };
+      url?: string;
+      caBundle?: string;
+    };
+  }>;
 }
 
 export interface RegistrationOptions {
@@ -32,10 +39,16 @@ export interface RegistrationOptions {
 export function renderWebhookConfigs(opts: RegistrationOptions): WebhookConfig[] {
   const dir = opts.dir ?? WEBHOOKS_DIR;
   const out: WebhookConfig[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
     for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
       const obj = doc.toJS() as WebhookConfig | null;
-      if (!obj || (obj.kind !== 'ValidatingWebhookConfiguration' && obj.kind !== 'MutatingWebhookConfiguration')) continue;
+      if (
+        !obj ||
+        (obj.kind !== 'ValidatingWebhookConfiguration' && obj.kind !== 'MutatingWebhookConfiguration')
+      )
+        continue;
       for (const hook of obj.webhooks) {
         const path = hook.clientConfig.service?.path ?? '/';
         if (opts.urlBase) {
@@ -52,7 +65,10 @@ export function renderWebhookConfigs(opts: RegistrationOptions): WebhookConfig[]
 }
 
 /** Creates or updates each configuration; returns the names it wrote. */
-export async function registerWebhooks(api: AdmissionregistrationV1Api, opts: RegistrationOptions): Promise<string[]> {
+export async function registerWebhooks(
+  api: AdmissionregistrationV1Api,
+  opts: RegistrationOptions,
+): Promise<string[]> {
   const written: string[] = [];
   for (const desired of renderWebhookConfigs(opts)) {
     const name = desired.metadata.name;
@@ -74,7 +90,10 @@ export async function registerWebhooks(api: AdmissionregistrationV1Api, opts: Re
     }
     // We own clientConfig (URL/Service and caBundle); the rest is the manifest's business.
     if (sameClientConfigs(current, desired)) continue;
-    const body = { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata.resourceVersion } } as never;
+    const body = {
+      ...desired,
+      metadata: { ...desired.metadata, resourceVersion: current.metadata.resourceVersion },
+    } as never;
     if (validating) await api.replaceValidatingWebhookConfiguration({ name, body });
     else await api.replaceMutatingWebhookConfiguration({ name, body });
     written.push(name);
@@ -83,6 +102,15 @@ export async function registerWebhooks(api: AdmissionregistrationV1Api, opts: Re
 }
 
 function sameClientConfigs(a: WebhookConfig, b: WebhookConfig): boolean {
-  const key = (c: WebhookConfig) => JSON.stringify(c.webhooks.map((w) => [w.name, w.clientConfig.url, w.clientConfig.service?.namespace, w.clientConfig.service?.path, w.clientConfig.caBundle]));
+  const key = (c: WebhookConfig) =>
+    JSON.stringify(
+      c.webhooks.map((w) => [
+        w.name,
+        w.clientConfig.url,
+        w.clientConfig.service?.namespace,
+        w.clientConfig.service?.path,
+        w.clientConfig.caBundle,
+      ]),
+    );
   return key(a) === key(b);
 }

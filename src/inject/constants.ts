@@ -6,6 +6,7 @@
 
 /** Well-known ports, as Istio assigns them (see istio-facts.md, "Ports and identities"). */
 export { PORTS, PROXY_GID, PROXY_UID } from '../api/mesh.js';
+
 import { PORTS } from '../api/mesh.js';
 
 /**

@@ -6,8 +6,15 @@ import { DEFAULT_INIT_RESOURCES, DEFAULT_PROXY_RESOURCES, PORTS } from './consta
 import type { InjectContext } from './types.js';
 
 export const DEFAULT_IMAGE_REPOSITORY = 'docker.io/isthmus/isthmus';
-export { CONTROLLER_SERVICE, DEFAULT_ROOT_NAMESPACE as DEFAULT_CONTROL_PLANE_NAMESPACE } from '../api/mesh.js';
-import { CONTROLLER_SERVICE, DEFAULT_ROOT_NAMESPACE as DEFAULT_CONTROL_PLANE_NAMESPACE } from '../api/mesh.js';
+export {
+  CONTROLLER_SERVICE,
+  DEFAULT_ROOT_NAMESPACE as DEFAULT_CONTROL_PLANE_NAMESPACE,
+} from '../api/mesh.js';
+
+import {
+  CONTROLLER_SERVICE,
+  DEFAULT_ROOT_NAMESPACE as DEFAULT_CONTROL_PLANE_NAMESPACE,
+} from '../api/mesh.js';
 
 let cachedVersion: string | undefined;
 

@@ -46,6 +46,7 @@ export class SidecarProxy implements AdminTarget {
   private readonly ports = { admin: 0, stats: 0, health: 0 };
   private endpointTable: EndpointTable | null = null;
   private draining = false;
+  private applying: Promise<void> = Promise.resolve();
   private stopped = false;
   readonly status: ConfigStatus = {
     version: '',
@@ -98,20 +99,30 @@ export class SidecarProxy implements AdminTarget {
    * Validates and installs new tables. New requests see them as soon as this returns (the
    * swap itself is synchronous); in-flight requests finish on the config they started with.
    */
-  async applyTables(json: unknown): Promise<ApplyResult> {
+  applyTables(json: unknown): Promise<ApplyResult> {
+    // Serialized: listener syncs of two overlapping applies must not interleave.
+    const run = this.applying.then(() => this.applyTablesNow(json));
+    this.applying = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async applyTablesNow(json: unknown): Promise<ApplyResult> {
     const v = validateTables(json);
     const version = versionOf(json);
     if (!v.ok) return this.reject(version, v.errors, 'tables');
     let next: Snapshot;
     let clusters: ReturnType<ClusterRegistry['prepare']>;
     try {
-      clusters = this.registry.prepare(v.value.clusters, v.value.endpoints ?? this.endpointTable?.clusters);
+      clusters = this.registry.prepare(v.value.clusters);
       next = new Snapshot(v.value, clusters);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       return this.reject(version, [{ path: '', message: `compile failed: ${message}` }], 'tables');
     }
-    this.registry.commit(clusters);
+    this.registry.commit(clusters, v.value.endpoints);
     this.metrics.setNode(v.value.node);
     this.snapshot = next;
     this.status.version = next.version;

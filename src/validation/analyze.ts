@@ -37,7 +37,6 @@ const spec = (d: Indexed) => {
   return isObject(o) && isObject(o.spec) ? o.spec : {};
 };
 
-
 function warn(d: Indexed, path: string, message: string): void {
   d.findings.push({ path, severity: 'warning', message } satisfies Finding);
 }
@@ -58,15 +57,23 @@ function checkSubsets(docs: Indexed[]): void {
       if (!isObject(dest) || typeof dest.subset !== 'string' || typeof dest.host !== 'string') return;
       const host = resolveHost(dest.host, d.ref.namespace);
       if (!subsetsByHost.get(host)?.has(dest.subset))
-        warn(d, `${path}.subset`, `subset ${JSON.stringify(dest.subset)} of host ${JSON.stringify(dest.host)} is not defined by any DestinationRule`);
+        warn(
+          d,
+          `${path}.subset`,
+          `subset ${JSON.stringify(dest.subset)} of host ${JSON.stringify(dest.host)} is not defined by any DestinationRule`,
+        );
     };
     for (const section of ['http', 'tls', 'tcp'] as const) {
       list(s[section]).forEach((r, i) => {
         if (!isObject(r)) return;
-        list(r.route).forEach((rd, j) => isObject(rd) && visit(rd.destination, `spec.${section}[${i}].route[${j}].destination`));
+        list(r.route).forEach(
+          (rd, j) => isObject(rd) && visit(rd.destination, `spec.${section}[${i}].route[${j}].destination`),
+        );
         if (section === 'http') {
           visit(r.mirror, `spec.http[${i}].mirror`);
-          list(r.mirrors).forEach((m, j) => isObject(m) && visit(m.destination, `spec.http[${i}].mirrors[${j}].destination`));
+          list(r.mirrors).forEach(
+            (m, j) => isObject(m) && visit(m.destination, `spec.http[${i}].mirrors[${j}].destination`),
+          );
         }
       });
     }
@@ -79,12 +86,15 @@ function gatewaysOf(d: Indexed): string[] {
 }
 
 function checkGateways(docs: Indexed[]): void {
-  const known = new Set(docs.filter((x) => x.ref.kind === 'Gateway').map((g) => `${g.ref.namespace}/${g.ref.name}`));
+  const known = new Set(
+    docs.filter((x) => x.ref.kind === 'Gateway').map((g) => `${g.ref.namespace}/${g.ref.name}`),
+  );
   for (const d of docs.filter((x) => x.ref.kind === 'VirtualService')) {
     list(spec(d).gateways).forEach((g, i) => {
       if (typeof g !== 'string' || g === 'mesh') return;
       const ref = resolveGateway(g, d.ref.namespace);
-      if (!known.has(ref)) warn(d, `spec.gateways[${i}]`, `gateway ${JSON.stringify(ref)} is not defined by any Gateway`);
+      if (!known.has(ref))
+        warn(d, `spec.gateways[${i}]`, `gateway ${JSON.stringify(ref)} is not defined by any Gateway`);
     });
   }
 }
@@ -106,7 +116,11 @@ function checkConflictingHosts(docs: Indexed[]): void {
     const [gateway, host] = key.split('\u0000');
     for (const d of ds) {
       const others = ds.filter((o) => o !== d).map((o) => `${o.ref.namespace}/${o.ref.name}`);
-      warn(d, 'spec.hosts', `host ${JSON.stringify(host)} on gateway ${JSON.stringify(gateway)} is also claimed by VirtualService ${others.join(', ')}; only one of them will be used`);
+      warn(
+        d,
+        'spec.hosts',
+        `host ${JSON.stringify(host)} on gateway ${JSON.stringify(gateway)} is also claimed by VirtualService ${others.join(', ')}; only one of them will be used`,
+      );
     }
   }
 }
@@ -117,7 +131,11 @@ export interface AnalyzeOptions {
 }
 
 export function analyze(docs: SourceDocument[], opts: AnalyzeOptions = {}): AnalyzedDocument[] {
-  const out: Indexed[] = docs.map((d) => ({ ...validateResource(d.object, opts), source: d.source, object: d.object }));
+  const out: Indexed[] = docs.map((d) => ({
+    ...validateResource(d.object, opts),
+    source: d.source,
+    object: d.object,
+  }));
   const mesh = out.filter((d) => d.meshKind);
   checkSubsets(mesh);
   checkGateways(mesh);

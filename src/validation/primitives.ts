@@ -9,7 +9,15 @@ import RE2 from 're2';
 export function parseDuration(text: string): number | undefined {
   if (typeof text !== 'string' || text.length === 0) return undefined;
   const re = /(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)/y;
-  const unitMs: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 1e-3, µs: 1e-3, ns: 1e-6 };
+  const unitMs: Record<string, number> = {
+    h: 3_600_000,
+    m: 60_000,
+    s: 1000,
+    ms: 1,
+    us: 1e-3,
+    µs: 1e-3,
+    ns: 1e-6,
+  };
   let total = 0;
   let pos = 0;
   while (pos < text.length) {
@@ -26,9 +34,11 @@ export function parseDuration(text: string): number | undefined {
 export function checkDuration(text: unknown): string | undefined {
   if (typeof text !== 'string') return 'must be a duration string such as 10s or 500ms';
   const ms = parseDuration(text);
-  if (ms === undefined) return `invalid duration ${JSON.stringify(text)}: use a number with a unit (h, m, s, ms), e.g. 10s, 1.5s, 500ms`;
+  if (ms === undefined)
+    return `invalid duration ${JSON.stringify(text)}: use a number with a unit (h, m, s, ms), e.g. 10s, 1.5s, 500ms`;
   if (ms < 1) return `duration ${JSON.stringify(text)} is shorter than the 1ms minimum`;
-  if (Math.abs(ms - Math.round(ms)) > 1e-9) return `duration ${JSON.stringify(text)} has sub-millisecond precision; only millisecond precision is supported`;
+  if (Math.abs(ms - Math.round(ms)) > 1e-9)
+    return `duration ${JSON.stringify(text)} has sub-millisecond precision; only millisecond precision is supported`;
   return undefined;
 }
 
@@ -72,10 +82,10 @@ export function checkHostname(host: unknown, opts: { allowBareWildcard?: boolean
   if (rest.startsWith('*.')) rest = rest.slice(2);
   else if (rest.startsWith('*')) rest = rest.slice(1); // Istio accepts `*foo.com` (label-prefix wildcard)
   if (rest.endsWith('.')) rest = rest.slice(0, -1);
-  if (rest.includes('*'))
-    return `host ${JSON.stringify(host)} has a wildcard that is not the leftmost label`;
+  if (rest.includes('*')) return `host ${JSON.stringify(host)} has a wildcard that is not the leftmost label`;
   for (const label of rest.split('.')) {
-    if (checkDnsLabel(label)) return `host ${JSON.stringify(host)} has an invalid label ${JSON.stringify(label)}`;
+    if (checkDnsLabel(label))
+      return `host ${JSON.stringify(host)} has an invalid label ${JSON.stringify(label)}`;
   }
   return undefined;
 }
@@ -85,11 +95,13 @@ export function checkCidrOrIp(value: unknown): string | undefined {
   if (typeof value !== 'string') return 'must be an IP address or CIDR block';
   const [addr, bits, extra] = value.split('/');
   const family = isIP(addr ?? '');
-  if (family === 0 || extra !== undefined) return `${JSON.stringify(value)} is not a valid IP address or CIDR block`;
+  if (family === 0 || extra !== undefined)
+    return `${JSON.stringify(value)} is not a valid IP address or CIDR block`;
   if (bits !== undefined) {
     const n = Number(bits);
     const max = family === 4 ? 32 : 128;
-    if (!/^\d+$/.test(bits) || n > max) return `${JSON.stringify(value)} has an invalid prefix length (0..${max})`;
+    if (!/^\d+$/.test(bits) || n > max)
+      return `${JSON.stringify(value)} has an invalid prefix length (0..${max})`;
   }
   return undefined;
 }
@@ -132,7 +144,11 @@ export function checkLabel(key: string, value: unknown): string | undefined {
     return `label key ${JSON.stringify(key)} has an invalid prefix`;
   if (name.length === 0 || name.length > 63 || !/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(name))
     return `label key ${JSON.stringify(key)} is not a valid label name`;
-  if (typeof value !== 'string' || value.length > 63 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(value))
+  if (
+    typeof value !== 'string' ||
+    value.length > 63 ||
+    !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(value)
+  )
     return `label ${JSON.stringify(key)} has an invalid value ${JSON.stringify(value)}`;
   return undefined;
 }

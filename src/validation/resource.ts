@@ -5,10 +5,10 @@
 import { findKind } from '../api/kinds.js';
 import { DEFAULT_ROOT_NAMESPACE } from '../api/mesh.js';
 import { type Finding, Findings } from './findings.js';
+import { isObject } from './kinds/common.js';
+import { SEMANTIC_VALIDATORS } from './kinds/index.js';
 import { checkDnsLabel } from './primitives.js';
 import { checkSchema } from './schema.js';
-import { SEMANTIC_VALIDATORS } from './kinds/index.js';
-import { isObject } from './kinds/common.js';
 
 export interface ResourceRef {
   kind: string;
@@ -35,7 +35,12 @@ export function refOf(obj: unknown, defaultNamespace = 'default'): ResourceRef {
   return {
     kind: typeof o.kind === 'string' ? o.kind : '<unknown kind>',
     namespace: typeof meta.namespace === 'string' && meta.namespace ? meta.namespace : defaultNamespace,
-    name: typeof meta.name === 'string' && meta.name ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : '<unnamed>',
+    name:
+      typeof meta.name === 'string' && meta.name
+        ? meta.name
+        : typeof meta.generateName === 'string'
+          ? `${meta.generateName}*`
+          : '<unnamed>',
   };
 }
 
@@ -50,7 +55,10 @@ export function validateResource(obj: unknown, opts: ValidateOptions = {}): Reso
   if (!found) return { ref, meshKind: false, findings: [] };
   const { info, version } = found;
   if (!info.versions.includes(version))
-    f.error('apiVersion', `version ${JSON.stringify(version)} of ${info.group} is not served; use one of ${info.versions.join(', ')}`);
+    f.error(
+      'apiVersion',
+      `version ${JSON.stringify(version)} of ${info.group} is not served; use one of ${info.versions.join(', ')}`,
+    );
 
   const meta = isObject(obj.metadata) ? obj.metadata : undefined;
   if (!meta) f.error('metadata', 'metadata is required');

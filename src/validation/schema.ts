@@ -85,13 +85,21 @@ function message(err: ErrorObject): { path: string; text: string } {
       const field = String(err.params.additionalProperty);
       const known = Object.keys((err.parentSchema as { properties?: object })?.properties ?? {});
       const guess = closest(field, known);
-      const hint = guess ? ` (did you mean "${guess}"?)` : known.length ? ` (known fields: ${known.join(', ')})` : '';
-      return { path: `${path}/${field.replace(/~/g, '~0').replace(/\//g, '~1')}`, text: `unknown field${hint}` };
+      const hint = guess
+        ? ` (did you mean "${guess}"?)`
+        : known.length
+          ? ` (known fields: ${known.join(', ')})`
+          : '';
+      return {
+        path: `${path}/${field.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+        text: `unknown field${hint}`,
+      };
     }
     case 'type': {
       const expected = String(err.params.type);
       const article = /^[aeiou]/.test(expected) ? 'an' : 'a';
-      const noun = expected === 'array' ? 'a list' : expected === 'object' ? 'an object' : `${article} ${expected}`;
+      const noun =
+        expected === 'array' ? 'a list' : expected === 'object' ? 'an object' : `${article} ${expected}`;
       return { path, text: `must be ${noun}, got ${describeType(err.data)}` };
     }
     case 'enum':
@@ -104,7 +112,10 @@ function message(err: ErrorObject): { path: string; text: string } {
     case 'maximum':
       return { path, text: `must be <= ${err.params.limit}` };
     case 'format':
-      return { path, text: err.params.format === 'int32' ? 'must be a 32-bit integer' : `must be ${err.params.format}` };
+      return {
+        path,
+        text: err.params.format === 'int32' ? 'must be a 32-bit integer' : `must be ${err.params.format}`,
+      };
     case 'required':
       return { path, text: `missing required field "${err.params.missingProperty}"` };
     default:

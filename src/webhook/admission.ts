@@ -29,7 +29,8 @@ export interface AdmissionDecision {
 
 export class BadReviewError extends Error {}
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Checks the envelope and returns the request; throws BadReviewError naming the problem. */
 export function decodeReview(body: unknown): { apiVersion: AdmissionApiVersion; request: AdmissionRequest } {

@@ -6,7 +6,13 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { type AdmissionDecision, type AdmissionRequest, BadReviewError, decodeReview, encodeReview } from './admission.js';
+import {
+  type AdmissionDecision,
+  type AdmissionRequest,
+  BadReviewError,
+  decodeReview,
+  encodeReview,
+} from './admission.js';
 
 export type AdmissionHandler = (req: AdmissionRequest) => AdmissionDecision | Promise<AdmissionDecision>;
 
@@ -58,20 +64,29 @@ export function createAdmissionApp(opts: AdmissionServerOptions): express.Expres
       } catch (err) {
         // A handler bug must not turn into an opaque webhook failure: deny with the reason.
         opts.onError?.(err);
-        decision = { allowed: false, message: `internal error in ${path}: ${err instanceof Error ? err.message : String(err)}` };
+        decision = {
+          allowed: false,
+          message: `internal error in ${path}: ${err instanceof Error ? err.message : String(err)}`,
+        };
       }
       res.json(encodeReview(decoded.apiVersion, decoded.request.uid, decision));
     });
   }
   app.use((_req: Request, res: Response) => {
-    res.status(404).type('text/plain').send('not found: this server serves POST /validate and POST /inject\n');
+    res
+      .status(404)
+      .type('text/plain')
+      .send('not found: this server serves POST /validate and POST /inject\n');
   });
   // Express recognises error middleware by its four parameters.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: string; status?: number; message?: string };
-    if (e.type === 'entity.too.large') return badRequest(res, `request body is larger than the ${limit}-byte limit`);
-    if (e.type === 'entity.parse.failed') return badRequest(res, `request body is not valid JSON: ${e.message}`);
-    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return badRequest(res, e.message ?? 'unsupported encoding');
+    if (e.type === 'entity.too.large')
+      return badRequest(res, `request body is larger than the ${limit}-byte limit`);
+    if (e.type === 'entity.parse.failed')
+      return badRequest(res, `request body is not valid JSON: ${e.message}`);
+    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
+      return badRequest(res, e.message ?? 'unsupported encoding');
     if (e.status && e.status >= 400 && e.status < 500) return badRequest(res, e.message ?? 'bad request');
     opts.onError?.(err);
     res.status(500).type('text/plain').send('internal error\n');

@@ -6,7 +6,10 @@ export interface ValidateHandlerOptions {
   rootNamespace?: string;
 }
 
-export function validateAdmission(req: AdmissionRequest, opts: ValidateHandlerOptions = {}): AdmissionDecision {
+export function validateAdmission(
+  req: AdmissionRequest,
+  opts: ValidateHandlerOptions = {},
+): AdmissionDecision {
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return { allowed: true };
   if (req.object === undefined || req.object === null)
     return { allowed: false, message: `${req.kind.kind}: the review carries no object to validate` };
@@ -16,7 +19,8 @@ export function validateAdmission(req: AdmissionRequest, opts: ValidateHandlerOp
   });
   const errors: string[] = [];
   const warnings: string[] = [];
-  for (const f of verdict.findings) (f.severity === 'error' ? errors : warnings).push(formatFinding(verdict.ref, f));
+  for (const f of verdict.findings)
+    (f.severity === 'error' ? errors : warnings).push(formatFinding(verdict.ref, f));
   if (errors.length) return { allowed: false, message: errors.join('; '), warnings };
   return { allowed: true, warnings };
 }

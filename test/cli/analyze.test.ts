@@ -4,13 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseAllDocuments } from 'yaml';
-import { analyze } from '../../src/validation/analyze.js';
 import { PROJECT_ROOT } from '../../src/util/paths.js';
+import { analyze } from '../../src/validation/analyze.js';
 
-const docs = (text: string) => parseAllDocuments(text).map((d, i) => ({ source: `t#${i}`, object: d.toJS() }));
+const docs = (text: string) =>
+  parseAllDocuments(text).map((d, i) => ({ source: `t#${i}`, object: d.toJS() }));
 
 const warningsOf = (text: string) =>
-  analyze(docs(text)).flatMap((r) => r.findings.filter((f) => f.severity === 'warning').map((f) => `${r.ref.name} ${f.path}: ${f.message}`));
+  analyze(docs(text)).flatMap((r) =>
+    r.findings.filter((f) => f.severity === 'warning').map((f) => `${r.ref.name} ${f.path}: ${f.message}`),
+  );
 
 describe('isthmus analyze: cross-resource warnings', () => {
   it('warns about a subset no DestinationRule defines, resolving short names per namespace', () => {
@@ -61,7 +64,9 @@ spec:
   - route:
     - destination: {host: front}
 `);
-    expect(w).to.deep.equal(['front spec.gateways[1]: gateway "other/missing" is not defined by any Gateway']);
+    expect(w).to.deep.equal([
+      'front spec.gateways[1]: gateway "other/missing" is not defined by any Gateway',
+    ]);
   });
 
   it('warns when two VirtualServices claim the same host on the same gateway', () => {
@@ -75,9 +80,17 @@ spec:
   - route:
     - destination: {host: ratings.shop.svc.cluster.local}
 `;
-    const w = warningsOf([vs('a', 'shop', 'ratings'), vs('b', 'other', 'ratings.shop.svc.cluster.local'), vs('c', 'other', 'ratings')].join('---'));
+    const w = warningsOf(
+      [
+        vs('a', 'shop', 'ratings'),
+        vs('b', 'other', 'ratings.shop.svc.cluster.local'),
+        vs('c', 'other', 'ratings'),
+      ].join('---'),
+    );
     expect(w).to.have.length(2);
-    expect(w[0]).to.contain('a spec.hosts: host "ratings.shop.svc.cluster.local" on gateway "mesh" is also claimed by VirtualService other/b');
+    expect(w[0]).to.contain(
+      'a spec.hosts: host "ratings.shop.svc.cluster.local" on gateway "mesh" is also claimed by VirtualService other/b',
+    );
     expect(w[1]).to.contain('b spec.hosts');
   });
 });
@@ -85,7 +98,9 @@ spec:
 describe('isthmus analyze (the command)', function () {
   this.timeout(60_000);
   const run = (...args: string[]) =>
-    spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin', 'isthmus.js'), 'analyze', ...args], { encoding: 'utf8' });
+    spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin', 'isthmus.js'), 'analyze', ...args], {
+      encoding: 'utf8',
+    });
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'isthmus-analyze-'));
@@ -99,7 +114,10 @@ describe('isthmus analyze (the command)', function () {
   });
 
   it('exits non-zero and prints kind, namespace/name, path and reason per error', () => {
-    const res = run('-f', join(PROJECT_ROOT, 'test/validation/fixtures/invalid/virtualservice/negative-weight.yaml'));
+    const res = run(
+      '-f',
+      join(PROJECT_ROOT, 'test/validation/fixtures/invalid/virtualservice/negative-weight.yaml'),
+    );
     expect(res.status).to.equal(1);
     expect(res.stdout).to.contain('Error [');
     expect(res.stdout).to.contain('VirtualService shop/reviews: spec.http[0].route[1].weight: must be >= 0');

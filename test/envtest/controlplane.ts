@@ -10,7 +10,15 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { generateControlPlaneCerts } from './certs.js';
-import { freePort, type ManagedProcess, removeOnExit, sleep, spawnLogged, tailFile } from './process.js';
+import {
+  freePorts,
+  type ManagedProcess,
+  removeOnExit,
+  type StopOptions,
+  sleep,
+  spawnLogged,
+  tailFile,
+} from './process.js';
 import { ensureProvisioned, k8sBinDir } from './provision.js';
 
 export const DEFAULT_CONTROLLERS = [
@@ -70,10 +78,15 @@ export interface ControlPlane {
   kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<KubectlResult>;
   /** Raw GET against the apiserver as admin. */
   get(path: string): Promise<{ status: number; body: string }>;
-  stopApiserver(): Promise<void>;
+  /**
+   * Stops the apiserver (etcd and the controller-manager keep running). It stops listening at
+   * once; open watches keep it alive, so it is SIGKILLed after `graceMs` (default 2s).
+   * `{ signal: 'SIGKILL' }` simulates a crash.
+   */
+  stopApiserver(opts?: StopOptions): Promise<void>;
   /** Starts the apiserver again on the same port and etcd; resolves when /readyz is OK. */
   startApiserver(): Promise<void>;
-  restartApiserver(): Promise<void>;
+  restartApiserver(opts?: StopOptions): Promise<void>;
   /** Kills everything, awaits exit and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -155,7 +168,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const token = randomBytes(24).toString('hex');
   const tokenFile = file('tokens.csv', `${token},envtest-admin,envtest-admin,"system:masters"\n`);
 
-  const [etcdPort, etcdPeerPort, port] = [await freePort(), await freePort(), await freePort()];
+  const [etcdPort, etcdPeerPort, port] = (await freePorts(3)) as [number, number, number];
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   const server = `https://127.0.0.1:${port}`;
   const kubeconfigPath = file(
@@ -222,7 +235,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   let apiserver: ManagedProcess | undefined;
   let controllerManager: ManagedProcess | undefined;
 
+  let stopped = false;
   const startApiserver = async (): Promise<void> => {
+    if (stopped) throw new Error('[envtest] control plane already stopped');
     if (apiserver?.isRunning()) return;
     const proc = spawnLogged('kube-apiserver', join(binDir, 'kube-apiserver'), apiserverArgs, logs.apiserver);
     apiserver = proc;
@@ -233,16 +248,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       async () => (await api('/readyz')).status === 200,
     );
   };
-  const stopApiserver = async (): Promise<void> => {
-    await apiserver?.stop();
+  const stopApiserver = async (stopOpts: StopOptions = {}): Promise<void> => {
+    await apiserver?.stop({ graceMs: 2000, ...stopOpts });
   };
 
-  let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await controllerManager?.stop();
-    await apiserver?.stop();
+    await controllerManager?.stop({ graceMs: 2000 });
+    await stopApiserver();
     await etcd?.stop();
     if (!opts.keepDir) {
       rmSync(dir, { recursive: true, force: true });
@@ -269,7 +283,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     );
     const etcdProc = etcd;
     await waitUntil('etcd /health', etcdProc, timeoutMs, async () => {
-      const res = await fetch(`${etcdUrl}/health`);
+      const res = await fetch(`${etcdUrl}/health`, { signal: AbortSignal.timeout(2000) });
       return res.ok && ((await res.json()) as { health?: string }).health === 'true';
     });
 
@@ -313,8 +327,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     get: api,
     stopApiserver,
     startApiserver,
-    async restartApiserver() {
-      await stopApiserver();
+    async restartApiserver(stopOpts) {
+      await stopApiserver(stopOpts);
       await startApiserver();
     },
     stop,

@@ -105,7 +105,7 @@ describe('envtest control plane @integration', function () {
     const core = cp().kubeConfig.makeApiClient(CoreV1Api);
     const read = await core.readNamespace({ name: ns });
     expect(read.metadata?.name).to.equal(ns);
-    await cp().restartApiserver();
+    await cp().restartApiserver({ signal: 'SIGKILL' }); // a crash, not a clean shutdown
     const again = await cp().kubectl(['get', 'namespace', ns, '-o', 'name']);
     expect(again.stdout.trim()).to.equal(`namespace/${ns}`);
   });

@@ -9,6 +9,7 @@ export {
   SERVICE_CLUSTER_IP_RANGE,
   startControlPlane,
 } from './controlplane.js';
+export type { StopOptions } from './process.js';
 export { ensureProvisioned, k8sBinDir, k8sCacheDir } from './provision.js';
 export {
   CONTROL_PLANE_TIMEOUT_MS,

@@ -3,7 +3,7 @@
 // however it exits (normal end, mocha --exit, uncaught error, SIGINT/SIGTERM/SIGHUP).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 
 // Registry shared through globalThis: mocha may load this file both through require() (for
 // --require'd root hooks) and import() (spec files), i.e. as two module instances.
@@ -63,6 +63,12 @@ function installExitHandlers(): void {
 const SETPRIV = '/usr/bin/setpriv';
 const useSetpriv = existsSync(SETPRIV);
 
+export interface StopOptions {
+  signal?: NodeJS.Signals;
+  /** Default 10s. */
+  graceMs?: number;
+}
+
 export interface ManagedProcess {
   readonly name: string;
   readonly pid: number;
@@ -70,8 +76,8 @@ export interface ManagedProcess {
   /** Resolves with the exit code (or the signal name) once the process has exited. */
   readonly exited: Promise<number | string>;
   isRunning(): boolean;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
-  stop(graceMs?: number): Promise<void>;
+  /** Sends `signal` (default SIGTERM), then SIGKILL after `graceMs`; resolves once the process has exited. */
+  stop(opts?: StopOptions): Promise<void>;
 }
 
 export function spawnLogged(name: string, command: string, args: string[], logFile: string): ManagedProcess {
@@ -106,9 +112,9 @@ export function spawnLogged(name: string, command: string, args: string[], logFi
     logFile,
     exited,
     isRunning: () => running,
-    async stop(graceMs = 10_000) {
+    async stop({ signal = 'SIGTERM', graceMs = 10_000 } = {}) {
       if (!running) return;
-      child.kill('SIGTERM');
+      child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
@@ -124,17 +130,23 @@ export function tailFile(file: string, lines = 50): string {
   }
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+/** `count` distinct TCP ports on 127.0.0.1 that were free a moment ago. */
+export async function freePorts(count: number): Promise<number[]> {
+  // Hold every listener until all are bound, so the kernel cannot hand out a port twice.
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -9,6 +9,10 @@
 set -euo pipefail
 
 K8S_VERSION=1.20.2
+# Bumped whenever the build changes; cached binaries of another recipe are rebuilt.
+# reflect2-1.0.2: the vendored github.com/modern-go/reflect2 v1.0.1 makes Go >= 1.18 binaries
+# crash (SIGSEGV in map iteration, e.g. serialising custom resources); Debian ships 1.0.2.
+RECIPE=k8s-1.20.2+reflect2-1.0.2
 CACHE="${ISTHMUS_K8S_CACHE:-$HOME/.cache/isthmus/k8s-$K8S_VERSION}"
 WHAT="${ISTHMUS_K8S_WHAT:-kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy}"
 log() { echo "[envtest] $*" >&2; }
@@ -19,6 +23,8 @@ command -v rsync >/dev/null || need_pkgs+=(rsync)
 command -v jq >/dev/null || need_pkgs+=(jq)
 command -v etcd >/dev/null || need_pkgs+=(etcd-server)
 command -v dpkg-source >/dev/null || need_pkgs+=(dpkg-dev)
+REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
+[ -f "$REFLECT2/go_above_118.go" ] || need_pkgs+=(golang-github-modern-go-reflect2-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -29,6 +35,10 @@ fi
 missing=()
 find_missing() {
   missing=()
+  if [ "$(cat "$CACHE/bin/.recipe" 2>/dev/null)" != "$RECIPE" ]; then
+    missing=($WHAT)
+    return
+  fi
   for b in $WHAT; do [ -x "$CACHE/bin/$b" ] || missing+=("$b"); done
 }
 find_missing
@@ -66,6 +76,11 @@ if [ ! -f "$SRC/.unpacked" ]; then
 fi
 
 cd "$SRC"
+# Patch: the Go-1.18-safe reflect2 (see RECIPE).
+rm -f vendor/github.com/modern-go/reflect2/*.go vendor/github.com/modern-go/reflect2/*.s
+cp "$REFLECT2"/*.go vendor/github.com/modern-go/reflect2/
+cp "$REFLECT2"/*.s vendor/github.com/modern-go/reflect2/ 2>/dev/null || true
+rm -f vendor/github.com/modern-go/reflect2/*_test.go
 mkdir -p .go/src/k8s.io
 [ -e .go/src/k8s.io/kubernetes ] || ln -s ../../.. .go/src/k8s.io/kubernetes
 targets=""
@@ -84,4 +99,5 @@ for b in "${missing[@]}"; do
   # copy then rename, so a concurrent reader never sees a half-written binary
   cp "$f" "$CACHE/bin/.$b.tmp" && mv -f "$CACHE/bin/.$b.tmp" "$CACHE/bin/$b"
 done
+echo "$RECIPE" >"$CACHE/bin/.recipe"
 log "built in $(( $(date +%s) - start ))s; binaries in $CACHE/bin"

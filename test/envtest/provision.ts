@@ -2,7 +2,7 @@
 // when they do not. Its `[envtest]` progress lines are echoed to stderr; the full (very verbose)
 // build output goes to a log file next to the cache.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, createWriteStream, mkdirSync } from 'node:fs';
+import { accessSync, constants, createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -39,8 +39,23 @@ export function which(name: string): string | undefined {
 
 const REQUIRED = ['kube-apiserver', 'kube-controller-manager'];
 
+/** The build recipe provision.sh stamps into the bin dir; binaries of an older recipe are rebuilt. */
+function recipe(): string {
+  return /^RECIPE=(\S+)$/m.exec(readFileSync(PROVISION_SCRIPT, 'utf8'))?.[1] ?? '';
+}
+
 function provisioned(binDir: string): boolean {
-  return which('etcd') !== undefined && REQUIRED.every((b) => isExecutable(join(binDir, b)));
+  let stamped = '';
+  try {
+    stamped = readFileSync(join(binDir, '.recipe'), 'utf8').trim();
+  } catch {
+    return false;
+  }
+  return (
+    stamped === recipe() &&
+    which('etcd') !== undefined &&
+    REQUIRED.every((b) => isExecutable(join(binDir, b)))
+  );
 }
 
 let inFlight: Promise<void> | undefined;

@@ -66,7 +66,14 @@ export function tables(
     version: 'v1',
     node: { name: 'productpage-v1', namespace: 'shop', app: 'productpage', version: 'v1' },
     listeners: [
-      { name: 'virtualOutbound', direction: 'outbound', port: 15001, protocol: 'http', routeByPort: true, explicitProxy: true },
+      {
+        name: 'virtualOutbound',
+        direction: 'outbound',
+        port: 15001,
+        protocol: 'http',
+        routeByPort: true,
+        explicitProxy: true,
+      },
     ],
     routeConfigs: [
       {
@@ -75,7 +82,12 @@ export function tables(
         virtualHosts: [
           {
             name: 'reviews.shop.svc.cluster.local:9080',
-            domains: ['reviews', 'reviews:9080', 'reviews.shop.svc.cluster.local', 'reviews.shop.svc.cluster.local:9080'],
+            domains: [
+              'reviews',
+              'reviews:9080',
+              'reviews.shop.svc.cluster.local',
+              'reviews.shop.svc.cluster.local:9080',
+            ],
             routes,
           },
         ],
@@ -120,14 +132,28 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 /** Sends a request to the proxy's outbound listener; `target` is the Host (or absolute URL). */
 export function send(
   port: number,
-  opts: { path?: string; host?: string; method?: string; headers?: Record<string, string>; body?: string; absolute?: boolean } = {},
+  opts: {
+    path?: string;
+    host?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    absolute?: boolean;
+  } = {},
 ): Promise<Reply> {
   const host = opts.host ?? 'reviews:9080';
   const path = opts.absolute ? `http://${host}${opts.path ?? '/'}` : (opts.path ?? '/');
   const start = performance.now();
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', agent, headers: { host, ...opts.headers } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: opts.method ?? 'GET',
+        agent,
+        headers: { host, ...opts.headers },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -147,7 +173,11 @@ export function send(
   });
 }
 
-export async function getText(port: number, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
+export async function getText(
+  port: number,
+  path: string,
+  method = 'GET',
+): Promise<{ status: number; body: string }> {
   const r = await send(port, { path, host: '127.0.0.1', method });
   return { status: r.status, body: r.body };
 }

@@ -58,18 +58,24 @@ describe('Istio configs from the docs and samples', () => {
         expect(expects, 'fixture must state its expected error').to.not.be.empty;
         const errors = errorsOf(file);
         for (const want of expects) {
-          expect(errors.some((e) => e.includes(want)), `expected an error containing "${want}", got:\n  ${errors.join('\n  ')}`).to.equal(true);
+          expect(
+            errors.some((e) => e.includes(want)),
+            `expected an error containing "${want}", got:\n  ${errors.join('\n  ')}`,
+          ).to.equal(true);
         }
       });
     }
   });
 
   it('formats a finding with kind, namespace/name, path and reason', () => {
-    const line = formatFinding({ kind: 'VirtualService', namespace: 'shop', name: 'reviews' }, {
-      path: 'spec.http[0].route[1].weight',
-      severity: 'error',
-      message: 'must be >= 0',
-    });
+    const line = formatFinding(
+      { kind: 'VirtualService', namespace: 'shop', name: 'reviews' },
+      {
+        path: 'spec.http[0].route[1].weight',
+        severity: 'error',
+        message: 'must be >= 0',
+      },
+    );
     expect(line).to.equal('VirtualService shop/reviews: spec.http[0].route[1].weight: must be >= 0');
   });
 });

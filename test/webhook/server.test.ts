@@ -1,15 +1,22 @@
 import { expect } from 'chai';
 import { Agent, request } from 'undici';
 import { createSelfSignedCa, issueLeaf } from '../../src/ca/x509.js';
-import { validateAdmission } from '../../src/webhook/validate-handler.js';
 import { type AdmissionServer, startAdmissionServer } from '../../src/webhook/server.js';
+import { validateAdmission } from '../../src/webhook/validate-handler.js';
 
-const reviewOf = (object: unknown, opts: { apiVersion?: string; operation?: string; namespace?: string } = {}) => ({
+const reviewOf = (
+  object: unknown,
+  opts: { apiVersion?: string; operation?: string; namespace?: string } = {},
+) => ({
   apiVersion: opts.apiVersion ?? 'admission.k8s.io/v1',
   kind: 'AdmissionReview',
   request: {
     uid: 'c0ffee00-1234-5678-9abc-def012345678',
-    kind: { group: 'networking.istio.io', version: 'v1', kind: (object as { kind?: string })?.kind ?? 'VirtualService' },
+    kind: {
+      group: 'networking.istio.io',
+      version: 'v1',
+      kind: (object as { kind?: string })?.kind ?? 'VirtualService',
+    },
     operation: opts.operation ?? 'CREATE',
     namespace: opts.namespace ?? 'shop',
     object,
@@ -22,7 +29,14 @@ const vs = (weight: number) => ({
   metadata: { name: 'reviews', namespace: 'shop' },
   spec: {
     hosts: ['reviews'],
-    http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 100 }, { destination: { host: 'reviews', subset: 'v2' }, weight }] }],
+    http: [
+      {
+        route: [
+          { destination: { host: 'reviews', subset: 'v1' }, weight: 100 },
+          { destination: { host: 'reviews', subset: 'v2' }, weight },
+        ],
+      },
+    ],
   },
 });
 
@@ -76,7 +90,9 @@ describe('admission server (real HTTPS on loopback)', () => {
     const res = await post('/validate', reviewOf(vs(-10)));
     const body = res.json();
     expect(body.response.allowed).to.equal(false);
-    expect(body.response.status.message).to.contain('VirtualService shop/reviews: spec.http[0].route[1].weight: must be >= 0');
+    expect(body.response.status.message).to.contain(
+      'VirtualService shop/reviews: spec.http[0].route[1].weight: must be >= 0',
+    );
   });
 
   it('speaks admission.k8s.io/v1beta1 too', async () => {
@@ -88,14 +104,21 @@ describe('admission server (real HTTPS on loopback)', () => {
 
   it('returns warnings alongside an allowed response', async () => {
     const obj = vs(0);
-    obj.spec.http.push({ route: [{ destination: { host: 'ratings', subset: 'v1' }, weight: 100 }, { destination: { host: 'ratings', subset: 'v2' }, weight: 0 }] });
+    obj.spec.http.push({
+      route: [
+        { destination: { host: 'ratings', subset: 'v1' }, weight: 100 },
+        { destination: { host: 'ratings', subset: 'v2' }, weight: 0 },
+      ],
+    });
     const body = (await post('/validate', reviewOf(obj))).json();
     expect(body.response.allowed).to.equal(true);
     expect(body.response.warnings.join('\n')).to.contain('spec.http[1]: this route is unreachable');
   });
 
   it('allows DELETE and kinds it does not own', async () => {
-    expect((await post('/validate', reviewOf(vs(-1), { operation: 'DELETE' }))).json().response.allowed).to.equal(true);
+    expect(
+      (await post('/validate', reviewOf(vs(-1), { operation: 'DELETE' }))).json().response.allowed,
+    ).to.equal(true);
     const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' }, data: {} };
     expect((await post('/validate', reviewOf(cm))).json().response.allowed).to.equal(true);
   });
@@ -119,7 +142,9 @@ describe('admission server (real HTTPS on loopback)', () => {
   });
 
   it('answers an oversized body with a 400 and keeps serving', async () => {
-    const huge = JSON.stringify(reviewOf({ ...vs(0), metadata: { name: 'x', annotations: { big: 'x'.repeat(100 * 1024) } } }));
+    const huge = JSON.stringify(
+      reviewOf({ ...vs(0), metadata: { name: 'x', annotations: { big: 'x'.repeat(100 * 1024) } } }),
+    );
     const res = await post('/validate', huge);
     expect(res.status).to.equal(400);
     expect(res.text).to.contain('larger than the 65536-byte limit');
@@ -127,7 +152,9 @@ describe('admission server (real HTTPS on loopback)', () => {
   });
 
   it('serves 200 concurrent reviews without error', async () => {
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => post('/validate', reviewOf(vs(i % 2 ? -1 : 1)))));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => post('/validate', reviewOf(vs(i % 2 ? -1 : 1)))),
+    );
     expect(results.every((r) => r.status === 200)).to.equal(true);
     expect(results.filter((r) => r.json().response.allowed).length).to.equal(100);
   });

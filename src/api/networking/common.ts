@@ -43,14 +43,18 @@ export { Type };
 /** A port of a Gateway server, ServiceEntry or Sidecar listener (Istio's Port/ServicePort/SidecarPort). */
 export const Port = Obj({
   number: UInt('A valid non-negative integer port number.'),
-  protocol: Str('The protocol exposed on the port: HTTP|HTTPS|GRPC|GRPC-WEB|HTTP2|MONGO|TCP|TLS|UDP|REDIS|MYSQL.'),
+  protocol: Str(
+    'The protocol exposed on the port: HTTP|HTTPS|GRPC|GRPC-WEB|HTTP2|MONGO|TCP|TLS|UDP|REDIS|MYSQL.',
+  ),
   name: Str('Label assigned to the port.'),
   targetPort: UInt('The port number on the endpoint where the traffic will be received.'),
 });
 
 /** The v1alpha3 WorkloadSelector of Sidecar and ServiceEntry (`labels`, not `matchLabels`). */
 export const LabelsSelector = Obj({
-  labels: StrMap('One or more labels that indicate a specific set of pods/VMs on which the configuration should be applied.'),
+  labels: StrMap(
+    'One or more labels that indicate a specific set of pods/VMs on which the configuration should be applied.',
+  ),
 });
 
 /** Connection pool settings of a DestinationRule (per upstream host) or a Sidecar's inbound listeners. */
@@ -103,7 +107,10 @@ export const ServerTLSSettings = Obj({
     'Several certificate/key pairs given as file paths.',
   ),
   subjectAltNames: List(Str(), 'Alternate names to verify the subject identity in the client certificate.'),
-  verifyCertificateSpki: List(Str(), 'Base64-encoded SHA-256 hashes of the SPKIs of authorized client certificates.'),
+  verifyCertificateSpki: List(
+    Str(),
+    'Base64-encoded SHA-256 hashes of the SPKIs of authorized client certificates.',
+  ),
   verifyCertificateHash: List(Str(), 'Hex-encoded SHA-256 hashes of authorized client certificates.'),
   minProtocolVersion: Enum(TlsProtocol, 'Minimum TLS protocol version.'),
   maxProtocolVersion: Enum(TlsProtocol, 'Maximum TLS protocol version.'),

@@ -1,6 +1,21 @@
 /** DestinationRule (networking.istio.io): policies applied to traffic for a service after routing. */
+
+import {
+  Bool,
+  Duration,
+  Enum,
+  Int,
+  List,
+  MapOf,
+  Num,
+  Obj,
+  type Static,
+  Str,
+  StrMap,
+  Type,
+  UInt,
+} from '../schema-kit.js';
 import { ConnectionPoolSettings, PortSelector, TlsMode, WorkloadSelector } from './common.js';
-import { Bool, Duration, Enum, Int, List, MapOf, Num, Obj, type Static, Str, StrMap, Type, UInt } from '../schema-kit.js';
 
 /** protobuf uint64 (ring and table sizes): JSON integer >= 0 without the uint32 bound. */
 const UInt64 = (description: string) => Type.Integer({ minimum: 0, description });
@@ -12,6 +27,7 @@ const ConsistentHashLB = Obj(
       name: Str('Name of the cookie.'),
       path: Str('Path to set for the cookie.'),
       ttl: Duration('Lifetime of the cookie; 0s makes a session cookie.'),
+      attributes: List(Obj({ name: Str(), value: Str() }), 'Additional attributes of the generated cookie.'),
     }),
     useSourceIp: Bool('Hash based on the source IP address.'),
     httpQueryParameterName: Str('Hash based on a specific HTTP query parameter.'),
@@ -30,7 +46,10 @@ const LocalityLoadBalancerSetting = Obj({
     }),
   ),
   failover: List(Obj({ from: Str('Originating region.'), to: Str('Destination region on failover.') })),
-  failoverPriority: List(Str(), 'Ordered list of labels used to sort endpoints for priority based load balancing.'),
+  failoverPriority: List(
+    Str(),
+    'Ordered list of labels used to sort endpoints for priority based load balancing.',
+  ),
   enabled: Bool('Enable locality load balancing (overrides the mesh-wide setting).'),
 });
 
@@ -64,7 +83,9 @@ const OutlierDetection = Obj({
 /** Client-side TLS settings for connections to the upstream (ClientTLSSettings). */
 export const ClientTLSSettings = Obj({
   mode: Enum([...TlsMode], 'TLS connection mode (DISABLE when unset).'),
-  clientCertificate: Str('Path to the client-side TLS certificate; required for MUTUAL without credentialName.'),
+  clientCertificate: Str(
+    'Path to the client-side TLS certificate; required for MUTUAL without credentialName.',
+  ),
   privateKey: Str("Path to the client's private key; required for MUTUAL without credentialName."),
   caCertificates: Str('Path to the CA certificates used to verify the server certificate.'),
   credentialName: Str('Name of the secret that holds the client certificate, key and CA certificates.'),
@@ -94,6 +115,10 @@ export const TrafficPolicy = Obj({
     targetPort: UInt('Port the downstream connection is tunneled to.'),
   }),
   proxyProtocol: Obj({ version: Enum(['V1', 'V2'], 'The PROXY protocol version (V1 when unset).') }),
+  retryBudget: Obj({
+    percent: Num('Maximum % of active requests that may be retries.'),
+    minRetryConcurrency: UInt('Number of concurrent retries always allowed.'),
+  }),
 });
 
 const Subset = Obj({

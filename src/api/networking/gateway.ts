@@ -1,6 +1,7 @@
 /** Gateway (networking.istio.io): a load balancer at the edge of the mesh and the ports it exposes. */
-import { Port, ServerTLSSettings } from './common.js';
+
 import { List, Obj, type Static, Str, StrMap } from '../schema-kit.js';
+import { Port, ServerTLSSettings } from './common.js';
 
 const Server = Obj({
   port: Port,
@@ -13,7 +14,9 @@ const Server = Obj({
 
 export const GatewaySpec = Obj({
   servers: List(Server, 'A list of server specifications.'),
-  selector: StrMap('One or more labels selecting the pods/VMs on which this gateway configuration is applied.'),
+  selector: StrMap(
+    'One or more labels selecting the pods/VMs on which this gateway configuration is applied.',
+  ),
 });
 
 export type GatewaySpec = Static<typeof GatewaySpec>;

@@ -1,6 +1,7 @@
 /** ServiceEntry (networking.istio.io): adds entries to the mesh's internal service registry. */
-import { LabelsSelector, Port } from './common.js';
+
 import { Enum, List, MapOf, Obj, type Static, Str, StrMap, UInt } from '../schema-kit.js';
+import { LabelsSelector, Port } from './common.js';
 
 /** An endpoint of a ServiceEntry (WorkloadEntry). */
 export const WorkloadEntry = Obj({
@@ -25,7 +26,10 @@ export const ServiceEntrySpec = Obj({
   endpoints: List(WorkloadEntry, 'One or more endpoints associated with the service.'),
   workloadSelector: LabelsSelector,
   exportTo: List(Str(), 'A list of namespaces to which this service is exported.'),
-  subjectAltNames: List(Str(), 'Subject alternate names allowed in the certificates of the service workloads.'),
+  subjectAltNames: List(
+    Str(),
+    'Subject alternate names allowed in the certificates of the service workloads.',
+  ),
 });
 
 export type ServiceEntrySpec = Static<typeof ServiceEntrySpec>;

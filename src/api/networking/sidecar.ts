@@ -1,14 +1,20 @@
 /** Sidecar (networking.istio.io): the ports, protocols and reachable hosts of a workload's proxy. */
-import { ConnectionPoolSettings, Destination, LabelsSelector, Port, ServerTLSSettings } from './common.js';
-import { Enum, List, Obj, type Static, Str } from '../schema-kit.js';
 
-const CaptureMode = Enum(['DEFAULT', 'IPTABLES', 'NONE'], 'How traffic to the listener is expected to be captured.');
+import { Enum, List, Obj, type Static, Str } from '../schema-kit.js';
+import { ConnectionPoolSettings, Destination, LabelsSelector, Port, ServerTLSSettings } from './common.js';
+
+const CaptureMode = Enum(
+  ['DEFAULT', 'IPTABLES', 'NONE'],
+  'How traffic to the listener is expected to be captured.',
+);
 
 const IstioIngressListener = Obj({
   port: Port,
   bind: Str('The IP (IPv4 or IPv6) to which the listener should be bound.'),
   captureMode: CaptureMode,
-  defaultEndpoint: Str('Where traffic is forwarded: 127.0.0.1:PORT, [::1]:PORT, 0.0.0.0:PORT, [::]:PORT or unix:///path.'),
+  defaultEndpoint: Str(
+    'Where traffic is forwarded: 127.0.0.1:PORT, [::1]:PORT, 0.0.0.0:PORT, [::]:PORT or unix:///path.',
+  ),
   tls: ServerTLSSettings,
   connectionPool: ConnectionPoolSettings,
 });

@@ -1,6 +1,7 @@
 /** VirtualService (networking.istio.io): traffic routing rules for hosts. */
-import { Destination, Headers, Percent, PortSelector, StringMatch, StringMatchMap } from './common.js';
+
 import { Bool, Duration, Enum, Int, List, Obj, type Static, Str, StrMap, UInt } from '../schema-kit.js';
+import { Destination, Headers, Percent, PortSelector, StringMatch, StringMatchMap } from './common.js';
 
 const HTTPMatchRequest = Obj({
   name: Str('The name assigned to a match.'),
@@ -15,7 +16,9 @@ const HTTPMatchRequest = Obj({
   queryParams: StringMatchMap,
   ignoreUriCase: Bool('Flag to specify whether the URI matching should be case-insensitive.'),
   withoutHeaders: StringMatchMap,
-  sourceNamespace: Str('Source namespace constraining the applicability of a rule to workloads in that namespace.'),
+  sourceNamespace: Str(
+    'Source namespace constraining the applicability of a rule to workloads in that namespace.',
+  ),
   statPrefix: Str('The human readable prefix to use when emitting statistics for this route.'),
 });
 
@@ -49,7 +52,9 @@ const HTTPRewrite = Obj({
 
 const HTTPRetry = Obj({
   attempts: Int('Number of retries to be allowed for a given request.'),
-  perTryTimeout: Duration('Timeout per attempt for a given request, including the initial call and any retries.'),
+  perTryTimeout: Duration(
+    'Timeout per attempt for a given request, including the initial call and any retries.',
+  ),
   retryOn: Str('Specifies the conditions under which retry takes place.'),
   retryRemoteLocalities: Bool(),
   backoff: Duration('Base interval between retries.'),

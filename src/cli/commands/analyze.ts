@@ -7,18 +7,30 @@ import { loadDocuments } from '../documents.js';
 export function register(program: Command): void {
   program
     .command('analyze')
-    .description('Validate mesh config files offline (same verdicts as the validating webhook) and warn about cross-resource problems')
+    .description(
+      'Validate mesh config files offline (same verdicts as the validating webhook) and warn about cross-resource problems',
+    )
     .requiredOption('-f, --filename <path...>', 'files or directories (recursive) of YAML/JSON; - for stdin')
     .option('-n, --namespace <ns>', 'namespace for documents that do not set one', 'default')
     .option('--root-namespace <ns>', 'the mesh root namespace', 'istio-system')
     .option('-o, --output <format>', 'text or json', 'text')
     .action((opts: { filename: string[]; namespace: string; rootNamespace: string; output: string }) => {
       const loaded = loadDocuments(opts.filename);
-      const results = analyze(loaded.docs, { defaultNamespace: opts.namespace, rootNamespace: opts.rootNamespace });
-      const errors = loaded.errors.length + results.reduce((n, r) => n + r.findings.filter((f) => f.severity === 'error').length, 0);
-      const warnings = results.reduce((n, r) => n + r.findings.filter((f) => f.severity === 'warning').length, 0);
+      const results = analyze(loaded.docs, {
+        defaultNamespace: opts.namespace,
+        rootNamespace: opts.rootNamespace,
+      });
+      const errors =
+        loaded.errors.length +
+        results.reduce((n, r) => n + r.findings.filter((f) => f.severity === 'error').length, 0);
+      const warnings = results.reduce(
+        (n, r) => n + r.findings.filter((f) => f.severity === 'warning').length,
+        0,
+      );
       if (opts.output === 'json') {
-        process.stdout.write(`${JSON.stringify({ loadErrors: loaded.errors, results, errors, warnings }, null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ loadErrors: loaded.errors, results, errors, warnings }, null, 2)}\n`,
+        );
       } else {
         for (const e of loaded.errors) process.stdout.write(`Error: ${e}\n`);
         for (const r of results) {

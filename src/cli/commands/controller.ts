@@ -6,32 +6,49 @@ export function register(program: Command): void {
   const d = defaultControllerOptions();
   program
     .command('controller')
-    .description('Run the mesh control plane: admission webhooks (validate, inject) with a self-managed certificate')
+    .description(
+      'Run the mesh control plane: admission webhooks (validate, inject) with a self-managed certificate',
+    )
     .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster, then ~/.kube/config)')
     .option('--namespace <ns>', 'namespace the controller runs in', d.namespace)
     .option('--root-namespace <ns>', 'the mesh root namespace', d.rootNamespace)
     .option('--webhook-port <port>', 'HTTPS port of the admission webhooks', String(d.webhookPort))
     .option('--webhook-host <host>', 'address to bind the webhooks to', '0.0.0.0')
-    .option('--webhook-url <url>', 'register webhooks at this base URL instead of the Service (out-of-cluster runs)')
+    .option(
+      '--webhook-url <url>',
+      'register webhooks at this base URL instead of the Service (out-of-cluster runs)',
+    )
     .option('--proxy-image <image>', 'image injected as istio-proxy and istio-init')
     .option('--no-register', 'do not create/update the webhook configurations')
-    .action(async (opts: { kubeconfig?: string; namespace: string; rootNamespace: string; webhookPort: string; webhookHost: string; webhookUrl?: string; proxyImage?: string; register: boolean }) => {
-      const port = Number(opts.webhookPort);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--webhook-port ${opts.webhookPort} is not a port number`);
-      const running = await runController({
-        ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
-        namespace: opts.namespace,
-        rootNamespace: opts.rootNamespace,
-        webhookPort: port,
-        webhookHost: opts.webhookHost,
-        ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
-        register: opts.register,
-        ...(opts.proxyImage ? { proxyImage: opts.proxyImage } : {}),
-      });
-      const shutdown = () => {
-        running.stop().finally(() => process.exit(0));
-      };
-      process.once('SIGTERM', shutdown);
-      process.once('SIGINT', shutdown);
-    });
+    .action(
+      async (opts: {
+        kubeconfig?: string;
+        namespace: string;
+        rootNamespace: string;
+        webhookPort: string;
+        webhookHost: string;
+        webhookUrl?: string;
+        proxyImage?: string;
+        register: boolean;
+      }) => {
+        const port = Number(opts.webhookPort);
+        if (!Number.isInteger(port) || port < 0 || port > 65535)
+          throw new Error(`--webhook-port ${opts.webhookPort} is not a port number`);
+        const running = await runController({
+          ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
+          namespace: opts.namespace,
+          rootNamespace: opts.rootNamespace,
+          webhookPort: port,
+          webhookHost: opts.webhookHost,
+          ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
+          register: opts.register,
+          ...(opts.proxyImage ? { proxyImage: opts.proxyImage } : {}),
+        });
+        const shutdown = () => {
+          running.stop().finally(() => process.exit(0));
+        };
+        process.once('SIGTERM', shutdown);
+        process.once('SIGINT', shutdown);
+      },
+    );
 }

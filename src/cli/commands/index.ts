@@ -6,4 +6,10 @@ import { register as iptables } from './iptables.js';
 import { register as kubeInject } from './kube-inject.js';
 
 /** Every subcommand's `register`; add new commands here (one file each). */
-export const commands: Array<(program: Command) => void> = [analyze, controller, genCrds, iptables, kubeInject];
+export const commands: Array<(program: Command) => void> = [
+  analyze,
+  controller,
+  genCrds,
+  iptables,
+  kubeInject,
+];

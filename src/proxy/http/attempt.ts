@@ -29,6 +29,8 @@ export class Attempt {
   discard = false;
   resume: (() => void) | null = null;
   timedOut = false;
+  /** The try's outcome was already handled (completion, error or an early give-up). */
+  ended = false;
 
   constructor(owner: AttemptOwner, endpoint: EndpointState, isRetry: boolean) {
     this.owner = owner;
@@ -61,10 +63,14 @@ export class Attempt {
   }
 
   onComplete(): void {
+    if (this.ended) return;
+    this.ended = true;
     this.owner.attemptComplete(this);
   }
 
   onError(err: Error): void {
+    if (this.ended) return;
+    this.ended = true;
     this.owner.attemptError(this, err);
   }
 }

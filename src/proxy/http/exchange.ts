@@ -11,19 +11,27 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Body, Flag } from '../flags.js';
-import { isHopByHop } from '../headers.js';
 import type { CompiledForward, CompiledRoute, Target } from '../router/compiled.js';
 import type { ClusterState, SlotWaiter } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
-import { Attempt, type AttemptOwner, DISCARD_HANDLER } from './attempt.js';
+import { Attempt, type AttemptOwner } from './attempt.js';
+import {
+  attachExchange,
+  onBackoffDone,
+  onDelayDone,
+  onRequestData,
+  onRequestEnd,
+  onResponseDrain,
+  onRouteTimeout,
+  onTryTimeout,
+  roll,
+} from './exchange-events.js';
 import { appendCorsHeaders, writeLocal } from './local-reply.js';
 import type { RequestRecorder } from './recorder.js';
 import { backoffMs, FailureKind, retriableFailure, retriableStatus } from './retry.js';
+import { copyResponseHeaders, sendMirrors } from './upstream-io.js';
 
 export const RESPONSE_BUFFER_LIMIT = 64 * 1024;
-
-const kExchange = Symbol('isthmus.exchange');
-type WithExchange = { [kExchange]?: Exchange };
 
 class ProxyTimeout extends Error {
   constructor(readonly perTry: boolean) {
@@ -96,9 +104,7 @@ export class Exchange implements AttemptOwner, SlotWaiter {
     this.flags = flags;
     this.startMs = startMs;
     this.requestBytes = requestBytes;
-    (res as WithExchange)[kExchange] = this;
-    (req as WithExchange)[kExchange] = this;
-    res.once('close', onResponseClose);
+    attachExchange(req, res, this);
   }
 
   /**
@@ -146,24 +152,11 @@ export class Exchange implements AttemptOwner, SlotWaiter {
       this.local(f.abortStatus, Body.faultAbort, null);
       return;
     }
-    if (this.fwd.mirrors.length > 0 && this.replayable) this.mirror();
+    if (this.fwd.mirrors.length > 0 && this.replayable) {
+      sendMirrors(this.fwd.mirrors, this.method, this.path, this.headers, this.body as Buffer | null);
+    }
     if (this.fwd.timeoutMs > 0) this.routeTimer = setTimeout(onRouteTimeout, this.fwd.timeoutMs, this);
     this.next();
-  }
-
-  /** Fire-and-forget copies to the mirror clusters, Host suffixed with -shadow (Envoy). */
-  private mirror(): void {
-    for (const m of this.fwd.mirrors) {
-      if (!roll(m.percentage)) continue;
-      const ep = m.cluster.pick();
-      if (ep === undefined) continue;
-      const headers = this.headers.slice();
-      for (let i = 0; i < headers.length; i += 2) {
-        if (headers[i] === 'host') headers[i + 1] = `${headers[i + 1]}-shadow`;
-      }
-      const body = this.body as Buffer | null;
-      ep.pool.dispatch({ path: this.path, method: this.method, headers, body }, DISCARD_HANDLER);
-    }
   }
 
   /** Takes a circuit-breaker slot, then sends; or queues; or answers 503 UO. */
@@ -263,14 +256,7 @@ export class Exchange implements AttemptOwner, SlotWaiter {
     }
     this.status = status;
     const headers: string[] = [];
-    let contentLength = -1;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1');
-      if (isHopByHop(name)) continue;
-      const value = raw[i + 1]!.toString('latin1');
-      if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(value);
-      headers.push(name, value);
-    }
+    const contentLength = copyResponseHeaders(raw, headers);
     this.target.responseOps.apply(headers);
     for (const plan of this.route.responseOps) plan.apply(headers);
     if (this.corsOrigin !== null && this.route.cors !== null)
@@ -306,11 +292,20 @@ export class Exchange implements AttemptOwner, SlotWaiter {
       return;
     }
     const chunks = this.respChunks;
-    if (chunks !== null) {
-      this.res.writeHead(this.status, this.respHeaders!);
-      this.res.end(chunks.length === 1 ? chunks[0] : chunks.length === 0 ? undefined : Buffer.concat(chunks));
-    } else {
-      this.res.end();
+    try {
+      if (chunks !== null) {
+        this.res.writeHead(this.status, this.respHeaders!);
+        this.res.end(
+          chunks.length === 1 ? chunks[0] : chunks.length === 0 ? undefined : Buffer.concat(chunks),
+        );
+      } else {
+        this.res.end();
+      }
+    } catch (err) {
+      // E.g. a header value node refuses to send: answer like Envoy does for a bad upstream.
+      this.recorder.debugError(err as Error);
+      this.local(502, 'upstream response invalid', null);
+      return;
     }
     this.finish(this.status);
   }
@@ -360,7 +355,11 @@ export class Exchange implements AttemptOwner, SlotWaiter {
     this.tryTimer = null;
     if (a !== this.attempt || this.done) return;
     a.timedOut = true;
-    a.cancel(new ProxyTimeout(true));
+    const reason = new ProxyTimeout(true);
+    a.cancel(reason);
+    // Not yet on a connection (still connecting): undici cannot abort it before onConnect,
+    // so end the try now rather than waiting for the connect timeout.
+    if (!a.connected) a.onError(reason);
   }
 
   routeTimedOut(): void {
@@ -416,33 +415,4 @@ export class Exchange implements AttemptOwner, SlotWaiter {
     const a = this.attempt;
     if (a !== null && !a.discard) a.cancel(reason);
   }
-}
-
-function roll(percentage: number): boolean {
-  return percentage >= 100 || Math.random() * 100 < percentage;
-}
-function onDelayDone(ex: Exchange): void {
-  ex.delayDone();
-}
-function onRequestData(this: IncomingMessage, chunk: Buffer): void {
-  (this as WithExchange)[kExchange]?.bodyChunk(chunk);
-}
-function onRequestEnd(this: IncomingMessage): void {
-  (this as WithExchange)[kExchange]?.bodyEnd();
-}
-function onRouteTimeout(ex: Exchange): void {
-  ex.routeTimedOut();
-}
-function onTryTimeout(a: Attempt): void {
-  (a.owner as Exchange).tryTimedOut(a);
-}
-function onBackoffDone(ex: Exchange): void {
-  ex.retryNow();
-}
-function onResponseDrain(this: ServerResponse): void {
-  (this as WithExchange)[kExchange]?.attempt?.resume?.();
-}
-function onResponseClose(this: ServerResponse): void {
-  const ex = (this as WithExchange)[kExchange];
-  if (ex !== undefined && !this.writableFinished) ex.downstreamClosed();
 }

@@ -32,7 +32,19 @@ export class HttpHandler {
     this.handle = this.onRequest.bind(this);
   }
 
+  /** Never lets an exception escape into node:http (it would crash the process). */
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      this.dispatch(req, res);
+    } catch (err) {
+      this.recorder.stats.downstreamErrors++;
+      this.recorder.log.error(`request handling failed: ${err instanceof Error ? err.stack : String(err)}`);
+      if (!res.headersSent) writeLocal(res, 500, 'internal proxy error', null);
+      else res.destroy();
+    }
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse): void {
     const startMs = performance.now();
     res.sendDate = false; // the upstream's Date passes through; local replies need none
     const snap = this.current();

@@ -20,8 +20,7 @@ export class ClusterRegistry {
   }
 
   /** Builds the cluster map for a new config; returns it without installing (see commit). */
-  prepare(defs: readonly Cluster[], inlineEndpoints?: Record<string, Endpoint[]>): Map<string, ClusterState> {
-    if (inlineEndpoints) this.endpoints = new Map(Object.entries(inlineEndpoints));
+  prepare(defs: readonly Cluster[]): Map<string, ClusterState> {
     const next = new Map<string, ClusterState>();
     for (const def of defs) {
       const defKey = JSON.stringify(def);
@@ -36,8 +35,13 @@ export class ClusterRegistry {
     return next;
   }
 
-  /** Installs a prepared map: (re)assigns host sets and closes pools nobody uses any more. */
-  commit(next: Map<string, ClusterState>): void {
+  /**
+   * Installs a prepared map: (re)assigns host sets and closes pools nobody uses any more.
+   * Inline endpoints (static configs) replace the endpoint set; otherwise the last applied
+   * endpoint table stays.
+   */
+  commit(next: Map<string, ClusterState>, inlineEndpoints?: Record<string, Endpoint[]>): void {
+    if (inlineEndpoints) this.endpoints = new Map(Object.entries(inlineEndpoints));
     const prev = this.clusters;
     this.clusters = next;
     const orphans: EndpointState[] = [];

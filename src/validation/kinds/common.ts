@@ -1,6 +1,6 @@
 /** Field checks several kinds share (destinations, string matches, header operations, exportTo). */
-import { at, type Findings } from '../findings.js';
 import { isIP } from 'node:net';
+import { at, type Findings } from '../findings.js';
 import {
   checkCidrOrIp,
   checkDnsLabel,
@@ -38,7 +38,8 @@ export function checkStringMatch(
     return;
   }
   if (set.length > 1) f.error(path, `must set only one of exact, prefix or regex, not ${set.join(' and ')}`);
-  if (m.prefix !== undefined && opts.allowPrefix === false) f.error(at(path, 'prefix'), 'prefix match is not supported here; use exact or regex');
+  if (m.prefix !== undefined && opts.allowPrefix === false)
+    f.error(at(path, 'prefix'), 'prefix match is not supported here; use exact or regex');
   if (m.regex !== undefined) report(f, at(path, 'regex'), checkRegex(m.regex));
 }
 
@@ -75,10 +76,13 @@ export function checkDestination(f: Findings, path: string, d: unknown): void {
     return;
   }
   if (typeof d.host !== 'string' || d.host === '') f.error(at(path, 'host'), 'destination host is required');
-  else if (d.host.includes('*')) f.error(at(path, 'host'), `destination host ${JSON.stringify(d.host)} must not be a wildcard`);
+  else if (d.host.includes('*'))
+    f.error(at(path, 'host'), `destination host ${JSON.stringify(d.host)} must not be a wildcard`);
   else report(f, at(path, 'host'), checkHostname(d.host));
-  if (typeof d.subset === 'string') report(f, at(path, 'subset'), d.subset === '' ? 'subset must not be empty' : checkDnsLabel(d.subset));
-  if (isObject(d.port) && d.port.number !== undefined) report(f, at(at(path, 'port'), 'number'), checkPort(d.port.number));
+  if (typeof d.subset === 'string')
+    report(f, at(path, 'subset'), d.subset === '' ? 'subset must not be empty' : checkDnsLabel(d.subset));
+  if (isObject(d.port) && d.port.number !== undefined)
+    report(f, at(at(path, 'port'), 'number'), checkPort(d.port.number));
 }
 
 /** Weighted destinations: each weight >= 0 and, with several destinations, not all zero. */
@@ -90,7 +94,8 @@ export function checkWeights(f: Findings, path: string, routes: unknown[]): void
     else total += r.weight;
   });
   const weighted = routes.some((r) => isObject(r) && typeof r.weight === 'number');
-  if (routes.length > 1 && weighted && total === 0) f.error(path, 'total destination weight is 0; at least one weight must be > 0');
+  if (routes.length > 1 && weighted && total === 0)
+    f.error(path, 'total destination weight is 0; at least one weight must be > 0');
   if (routes.length > 1 && !routes.every((r) => isObject(r) && typeof r.weight === 'number'))
     f.warn(path, 'some destinations have no weight; they get weight 0 when others are weighted');
 }
@@ -104,7 +109,9 @@ export function checkSourceLabels(f: Findings, path: string, labels: unknown): v
 }
 
 export function checkSubnets(f: Findings, path: string, subnets: unknown): void {
-  list(subnets).forEach((s, i) => report(f, at(path, i), checkCidrOrIp(s)));
+  list(subnets).forEach((s, i) => {
+    report(f, at(path, i), checkCidrOrIp(s));
+  });
 }
 
 /** exportTo: `.`, `*`, `~` or namespace names; no duplicates; `*`/`~` alone. */
@@ -116,7 +123,8 @@ export function checkExportTo(f: Findings, path: string, exportTo: unknown): voi
     if (seen.has(ns)) f.error(p, `duplicate entry ${JSON.stringify(ns)}`);
     seen.add(ns);
     if (ns === '.' || ns === '*' || ns === '~') return;
-    if (typeof ns !== 'string' || checkDnsLabel(ns)) f.error(p, `${JSON.stringify(ns)} is not ".", "*", "~" or a namespace name`);
+    if (typeof ns !== 'string' || checkDnsLabel(ns))
+      f.error(p, `${JSON.stringify(ns)} is not ".", "*", "~" or a namespace name`);
   });
   if (values.length > 1 && (seen.has('*') || seen.has('~')))
     f.error(path, '"*" and "~" cannot be combined with other entries');
@@ -131,7 +139,10 @@ export function checkGatewayRef(f: Findings, path: string, ref: unknown): void {
   if (ref === 'mesh') return;
   const parts = ref.split('/');
   if (parts.length > 2 || parts.some((p) => checkHostname(p)))
-    f.error(path, `${JSON.stringify(ref)} is not a valid gateway reference (mesh, <name> or <namespace>/<name>)`);
+    f.error(
+      path,
+      `${JSON.stringify(ref)} is not a valid gateway reference (mesh, <name> or <namespace>/<name>)`,
+    );
 }
 
 // ---- security.istio.io: workload selector and policy targets (istio.type.v1beta1) ----
@@ -237,7 +248,12 @@ export const isHttpProtocol = (p: string | undefined): boolean =>
 export const isTlsProtocol = (p: string | undefined): boolean => p === 'HTTPS' || p === 'TLS';
 
 /** A port protocol; empty or unset means "detect" where `allowEmpty`. */
-export function checkProtocol(f: Findings, path: string, value: unknown, opts: { allowEmpty?: boolean } = {}): void {
+export function checkProtocol(
+  f: Findings,
+  path: string,
+  value: unknown,
+  opts: { allowEmpty?: boolean } = {},
+): void {
   if (value === undefined || value === '') {
     if (!opts.allowEmpty) f.error(path, 'protocol is required');
     return;
@@ -251,7 +267,8 @@ export function checkProtocol(f: Findings, path: string, value: unknown, opts: {
 
 /** A bare IPv4/IPv6 address (no prefix length). */
 export function checkIpAddress(value: unknown): string | undefined {
-  if (typeof value !== 'string' || isIP(value) === 0) return `${JSON.stringify(value)} is not a valid IP address`;
+  if (typeof value !== 'string' || isIP(value) === 0)
+    return `${JSON.stringify(value)} is not a valid IP address`;
   return undefined;
 }
 
@@ -259,7 +276,8 @@ export function checkIpAddress(value: unknown): string | undefined {
 export function checkUnixPath(path: string): string | undefined {
   if (path === '') return 'unix address must not be empty';
   if (path.startsWith('@')) return undefined;
-  if (!path.startsWith('/') || path.endsWith('/')) return `${JSON.stringify(path)} is not an absolute path to a file`;
+  if (!path.startsWith('/') || path.endsWith('/'))
+    return `${JSON.stringify(path)} is not an absolute path to a file`;
   return undefined;
 }
 
@@ -268,7 +286,10 @@ export function checkUnixPath(path: string): string | undefined {
  * `*a.com`); a short name is accepted (it resolves in the resource's namespace); the top-level
  * label must not be all digits (that is an IP address, not a host name).
  */
-export function checkWildcardDomain(host: unknown, opts: { allowBareWildcard?: boolean } = {}): string | undefined {
+export function checkWildcardDomain(
+  host: unknown,
+  opts: { allowBareWildcard?: boolean } = {},
+): string | undefined {
   const bad = checkHostname(host, opts);
   if (bad) return bad;
   const labels = (host as string).replace(/\.$/, '').split('.');
@@ -279,7 +300,8 @@ export function checkWildcardDomain(host: unknown, opts: { allowBareWildcard?: b
 
 /** A fully qualified or short DNS name without any wildcard. */
 export function checkFqdn(host: unknown): string | undefined {
-  if (typeof host === 'string' && host.includes('*')) return `${JSON.stringify(host)} must not contain a wildcard`;
+  if (typeof host === 'string' && host.includes('*'))
+    return `${JSON.stringify(host)} must not contain a wildcard`;
   return checkWildcardDomain(host);
 }
 
@@ -293,13 +315,19 @@ export function checkSelectorLabels(f: Findings, path: string, labels: unknown, 
   for (const [k, v] of items) {
     const p = at(path, k);
     if (k === '') f.error(p, 'label key must not be empty');
-    else if (k.includes('*') || (typeof v === 'string' && v.includes('*'))) f.error(p, 'wildcards are not supported in selectors');
+    else if (k.includes('*') || (typeof v === 'string' && v.includes('*')))
+      f.error(p, 'wildcards are not supported in selectors');
     else report(f, p, checkLabel(k, v));
   }
 }
 
 /** A host of a Gateway server or Sidecar egress listener: `namespace/dnsName` (or bare dnsName on a Gateway). */
-export function checkNamespacedHost(f: Findings, path: string, value: unknown, kind: 'gateway' | 'sidecar'): void {
+export function checkNamespacedHost(
+  f: Findings,
+  path: string,
+  value: unknown,
+  kind: 'gateway' | 'sidecar',
+): void {
   if (typeof value !== 'string' || value === '') {
     f.error(path, 'host must be a non-empty string');
     return;
@@ -308,7 +336,10 @@ export function checkNamespacedHost(f: Findings, path: string, value: unknown, k
   let dnsName = value;
   if (slash < 0) {
     if (kind === 'sidecar') {
-      f.error(path, `host ${JSON.stringify(value)} must be of the form namespace/dnsName (e.g. "./*", "istio-system/*", "*/foo.example.com")`);
+      f.error(
+        path,
+        `host ${JSON.stringify(value)} must be of the form namespace/dnsName (e.g. "./*", "istio-system/*", "*/foo.example.com")`,
+      );
       return;
     }
   } else {
@@ -320,16 +351,29 @@ export function checkNamespacedHost(f: Findings, path: string, value: unknown, k
     }
     const special = kind === 'sidecar' ? ['*', '.', '~'] : ['*', '.'];
     if (!special.includes(ns) && checkDnsLabel(ns))
-      f.error(path, `host ${JSON.stringify(value)} has an invalid namespace ${JSON.stringify(ns)} (use ${special.map((s) => `"${s}"`).join(', ')} or a namespace name)`);
+      f.error(
+        path,
+        `host ${JSON.stringify(value)} has an invalid namespace ${JSON.stringify(ns)} (use ${special.map((s) => `"${s}"`).join(', ')} or a namespace name)`,
+      );
+  }
+  if (dnsName.includes('/')) {
+    f.error(path, `host ${JSON.stringify(value)} has more than one "/"; use namespace/dnsName`);
+    return;
   }
   if (dnsName === '*') return;
   if (kind === 'gateway' && isIP(dnsName) !== 0) return;
   if (!dnsName.includes('.')) {
-    f.error(path, `host ${JSON.stringify(value)}: short names are not allowed; use a fully qualified name such as ${dnsName}.<namespace>.svc.cluster.local`);
+    f.error(
+      path,
+      `host ${JSON.stringify(value)}: short names are not allowed; use a fully qualified name such as ${dnsName}.<namespace>.svc.cluster.local`,
+    );
     return;
   }
   if (dnsName.includes('*') && !dnsName.startsWith('*.')) {
-    f.error(path, `host ${JSON.stringify(value)}: partial wildcard ${JSON.stringify(dnsName)} is not allowed; use "*." followed by a domain`);
+    f.error(
+      path,
+      `host ${JSON.stringify(value)}: partial wildcard ${JSON.stringify(dnsName)} is not allowed; use "*." followed by a domain`,
+    );
     return;
   }
   report(f, path, checkWildcardDomain(dnsName));
@@ -353,7 +397,8 @@ export function checkConnectionPool(f: Findings, path: string, cp: unknown): voi
   if (isObject(cp.tcp)) {
     const p = at(path, 'tcp');
     checkNonNegative(f, cp.tcp, 'maxConnections', p);
-    for (const key of ['connectTimeout', 'maxConnectionDuration', 'idleTimeout']) checkDurationAt(f, cp.tcp, key, p);
+    for (const key of ['connectTimeout', 'maxConnectionDuration', 'idleTimeout'])
+      checkDurationAt(f, cp.tcp, key, p);
     if (isObject(cp.tcp.tcpKeepalive)) {
       const kp = at(p, 'tcpKeepalive');
       checkDurationAt(f, cp.tcp.tcpKeepalive, 'time', kp);
@@ -363,11 +408,20 @@ export function checkConnectionPool(f: Findings, path: string, cp: unknown): voi
   if (isObject(cp.http)) {
     const p = at(path, 'http');
     const h = cp.http;
-    for (const key of ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'maxConcurrentStreams'])
+    for (const key of [
+      'http1MaxPendingRequests',
+      'http2MaxRequests',
+      'maxRequestsPerConnection',
+      'maxRetries',
+      'maxConcurrentStreams',
+    ])
       checkNonNegative(f, h, key, p);
     checkDurationAt(f, h, 'idleTimeout', p);
     if (h.h2UpgradePolicy === 'UPGRADE' && h.useClientProtocol === true)
-      f.error(at(p, 'useClientProtocol'), 'useClientProtocol must not be true when h2UpgradePolicy is UPGRADE');
+      f.error(
+        at(p, 'useClientProtocol'),
+        'useClientProtocol must not be true when h2UpgradePolicy is UPGRADE',
+      );
   }
 }
 
@@ -403,16 +457,24 @@ export function checkServerTls(f: Findings, path: string, tls: unknown): void {
   if (!isObject(tls)) return;
   const has = (k: string) => typeof tls[k] === 'string' && tls[k] !== '';
   const mode = typeof tls.mode === 'string' ? tls.mode : 'PASSTHROUGH';
-  if ((tls.minProtocolVersion === 'TLSV1_0' || tls.minProtocolVersion === 'TLSV1_1') && list(tls.cipherSuites).length === 0)
-    f.warn(at(path, 'minProtocolVersion'), 'TLS versions below 1.2 need cipherSuites: the default ciphers no longer include compatible ones');
+  if (
+    (tls.minProtocolVersion === 'TLSV1_0' || tls.minProtocolVersion === 'TLSV1_1') &&
+    list(tls.cipherSuites).length === 0
+  )
+    f.warn(
+      at(path, 'minProtocolVersion'),
+      'TLS versions below 1.2 need cipherSuites: the default ciphers no longer include compatible ones',
+    );
   const order = ['TLS_AUTO', 'TLSV1_0', 'TLSV1_1', 'TLSV1_2', 'TLSV1_3'];
   const min = order.indexOf(tls.minProtocolVersion as string);
   const max = order.indexOf(tls.maxProtocolVersion as string);
-  if (min > 0 && max > 0 && min > max) f.error(path, 'minProtocolVersion must not be greater than maxProtocolVersion');
+  if (min > 0 && max > 0 && min > max)
+    f.error(path, 'minProtocolVersion must not be greater than maxProtocolVersion');
   const seen = new Set<unknown>();
   list(tls.cipherSuites).forEach((c, i) => {
     const p = at(at(path, 'cipherSuites'), i);
-    if (typeof c !== 'string' || !CIPHER_SUITES.has(c)) f.warn(p, `unknown cipher suite ${JSON.stringify(c)} is ignored`);
+    if (typeof c !== 'string' || !CIPHER_SUITES.has(c))
+      f.warn(p, `unknown cipher suite ${JSON.stringify(c)} is ignored`);
     else if (seen.has(c)) f.warn(p, `duplicate cipher suite ${JSON.stringify(c)} is ignored`);
     seen.add(c);
   });
@@ -420,11 +482,20 @@ export function checkServerTls(f: Findings, path: string, tls: unknown): void {
   const hasCredential = has('credentialName') || list(tls.credentialNames).length > 0;
   if (has('credentialName') && list(tls.credentialNames).length > 0)
     f.error(path, 'set only one of credentialName or credentialNames');
-  if (list(tls.tlsCertificates).length > 0 && (has('serverCertificate') || has('privateKey') || hasCredential))
-    f.error(path, 'tlsCertificates cannot be combined with serverCertificate/privateKey or credentialName(s)');
+  if (
+    list(tls.tlsCertificates).length > 0 &&
+    (has('serverCertificate') || has('privateKey') || hasCredential)
+  )
+    f.error(
+      path,
+      'tlsCertificates cannot be combined with serverCertificate/privateKey or credentialName(s)',
+    );
 
   if (mode === 'ISTIO_MUTUAL') {
-    for (const k of [...certFields.filter((k) => k !== 'caCrl'), ...(has('credentialName') ? ['credentialName'] : [])])
+    for (const k of [
+      ...certFields.filter((k) => k !== 'caCrl'),
+      ...(has('credentialName') ? ['credentialName'] : []),
+    ])
       f.error(at(path, k), `ISTIO_MUTUAL uses the mesh's certificates and cannot set ${k}`);
     return;
   }
@@ -436,13 +507,30 @@ export function checkServerTls(f: Findings, path: string, tls: unknown): void {
   // SIMPLE, MUTUAL, OPTIONAL_MUTUAL
   const mutual = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
   if (hasCredential) {
-    if (has('caCrl')) f.error(at(path, 'caCrl'), 'caCrl is not supported with credentialName; put the CRL in the credential');
+    if (has('caCrl'))
+      f.error(at(path, 'caCrl'), 'caCrl is not supported with credentialName; put the CRL in the credential');
     return;
   }
   if (list(tls.tlsCertificates).length === 0) {
-    if (!has('serverCertificate')) f.error(at(path, 'serverCertificate'), `${mode} TLS requires serverCertificate and privateKey, or credentialName`);
-    if (!has('privateKey')) f.error(at(path, 'privateKey'), `${mode} TLS requires privateKey (with serverCertificate), or credentialName`);
+    if (!has('serverCertificate'))
+      f.error(
+        at(path, 'serverCertificate'),
+        `${mode} TLS requires serverCertificate and privateKey, or credentialName`,
+      );
+    if (!has('privateKey'))
+      f.error(
+        at(path, 'privateKey'),
+        `${mode} TLS requires privateKey (with serverCertificate), or credentialName`,
+      );
   }
-  if (mutual && !has('caCertificates')) f.error(at(path, 'caCertificates'), `${mode} TLS requires caCertificates to verify client certificates, or credentialName`);
-  if (mode === 'SIMPLE' && has('caCrl')) f.error(at(path, 'caCrl'), 'caCrl is not supported with SIMPLE TLS (no client certificates are verified)');
+  if (mutual && !has('caCertificates'))
+    f.error(
+      at(path, 'caCertificates'),
+      `${mode} TLS requires caCertificates to verify client certificates, or credentialName`,
+    );
+  if (mode === 'SIMPLE' && has('caCrl'))
+    f.error(
+      at(path, 'caCrl'),
+      'caCrl is not supported with SIMPLE TLS (no client certificates are verified)',
+    );
 }

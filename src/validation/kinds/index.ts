@@ -1,13 +1,13 @@
 /** Semantic validator of each mesh kind, by kind name. */
 import type { Findings } from '../findings.js';
-import { validateVirtualService } from './virtual-service.js';
+import { validateAuthorizationPolicy } from './authorization-policy.js';
 import { validateDestinationRule } from './destination-rule.js';
 import { validateGateway } from './gateway.js';
+import { validatePeerAuthentication } from './peer-authentication.js';
+import { validateRequestAuthentication } from './request-authentication.js';
 import { validateServiceEntry } from './service-entry.js';
 import { validateSidecar } from './sidecar.js';
-import { validatePeerAuthentication } from './peer-authentication.js';
-import { validateAuthorizationPolicy } from './authorization-policy.js';
-import { validateRequestAuthentication } from './request-authentication.js';
+import { validateVirtualService } from './virtual-service.js';
 
 /** Context a validator may need besides the spec (e.g. the resource's own namespace). */
 export interface ValidationContext {
