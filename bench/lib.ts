@@ -59,3 +59,43 @@ export async function closedLoop(
 }
 
 export const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+/**
+ * Open-loop load: starts one call every 1/rps seconds regardless of completions (no coordinated
+ * omission: latency counts from the scheduled start), `total` calls at most, `maxSeconds` at most.
+ */
+export async function openLoop(once: () => Promise<boolean>, opts: { rps: number; total: number; maxSeconds: number }): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const interval = 1000 / opts.rps;
+  const t0 = performance.now();
+  const deadline = t0 + opts.maxSeconds * 1000;
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < opts.total; i++) {
+    const scheduled = t0 + i * interval;
+    if (scheduled > deadline) break;
+    const wait = scheduled - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(
+      once()
+        .catch(() => false)
+        .then((ok) => {
+          latencies.push(performance.now() - scheduled);
+          if (!ok) errors++;
+        }),
+    );
+  }
+  await Promise.all(inflight);
+  const seconds = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    count: latencies.length,
+    errors,
+    seconds,
+    rps: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p90: percentile(latencies, 90),
+    p99: percentile(latencies, 99),
+    max: latencies[latencies.length - 1] ?? Number.NaN,
+  };
+}

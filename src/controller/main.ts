@@ -126,12 +126,3 @@ async function retry<T>(
     }
   }
 }
-
-export function defaultControllerOptions(): ControllerOptions {
-  return {
-    namespace: process.env.POD_NAMESPACE || DEFAULT_ROOT_NAMESPACE,
-    rootNamespace: DEFAULT_ROOT_NAMESPACE,
-    webhookPort: PORTS.webhooks,
-    register: true,
-  };
-}

@@ -2,9 +2,10 @@
  * The webhooks end to end on a real kube-apiserver: CRDs from crds/ install, the real
  * `isthmus controller` registers itself, and kubectl sees its verdicts and injections.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { parseAllDocuments } from 'yaml';
 import { PROJECT_ROOT } from '../../src/util/paths.js';
 import { type ControlPlane, useSharedControlPlane } from '../envtest/index.js';
 import { type ControllerProcess, eventually, startController } from './controller.js';
@@ -83,16 +84,14 @@ describe('validating and mutating webhooks on a real apiserver @integration', fu
   it('accepts every valid Istio document (v1alpha3, v1beta1 and v1)', async () => {
     const dir = join(PROJECT_ROOT, 'test/validation/fixtures/valid');
     const namespaces = new Set<string>();
-    const listed = await kubectl([
-      'create',
-      '--dry-run=client',
-      '-R',
-      '-f',
-      dir,
-      '-o',
-      'jsonpath={range .items[*]}{.metadata.namespace}{"\\n"}{end}',
-    ]);
-    for (const n of listed.stdout.split('\n')) if (n) namespaces.add(n);
+    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) =>
+      f.endsWith('.yaml'),
+    )) {
+      for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
+        const ns = (doc.toJS() as { metadata?: { namespace?: string } } | null)?.metadata?.namespace;
+        if (ns) namespaces.add(ns);
+      }
+    }
     for (const n of namespaces) await kubectl(['create', 'namespace', n]);
     const res = await kubectl(['apply', '-R', '-f', dir]);
     expect(res.code, res.stderr).to.equal(0);
@@ -138,7 +137,7 @@ spec:
     timeout: 10s
 `;
     expect((await kubectl(['apply', '-f', '-'], good)).code).to.equal(0);
-    const res = await kubectl(['apply', '-f', '-'], good.replace('timeout: 10s', 'timeout: 10'));
+    const res = await kubectl(['apply', '-f', '-'], good.replace('timeout: 10s', 'timeout: "10"'));
     expect(res.code).to.not.equal(0);
     expect(res.stderr).to.contain('VirtualService shop/ratings: spec.http[0].timeout: invalid duration "10"');
     const stored = await kubectl([

@@ -1,18 +1,17 @@
 /** `isthmus controller`: the control-plane process (webhooks today; reconcile, CA and push later). */
 import type { Command } from 'commander';
-import { defaultControllerOptions, runController } from '../../controller/main.js';
+import { DEFAULT_ROOT_NAMESPACE, PORTS } from '../../api/mesh.js';
 
 export function register(program: Command): void {
-  const d = defaultControllerOptions();
   program
     .command('controller')
     .description(
       'Run the mesh control plane: admission webhooks (validate, inject) with a self-managed certificate',
     )
     .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster, then ~/.kube/config)')
-    .option('--namespace <ns>', 'namespace the controller runs in', d.namespace)
-    .option('--root-namespace <ns>', 'the mesh root namespace', d.rootNamespace)
-    .option('--webhook-port <port>', 'HTTPS port of the admission webhooks', String(d.webhookPort))
+    .option('--namespace <ns>', 'namespace the controller runs in', process.env.POD_NAMESPACE || DEFAULT_ROOT_NAMESPACE)
+    .option('--root-namespace <ns>', 'the mesh root namespace', DEFAULT_ROOT_NAMESPACE)
+    .option('--webhook-port <port>', 'HTTPS port of the admission webhooks', String(PORTS.webhooks))
     .option('--webhook-host <host>', 'address to bind the webhooks to', '0.0.0.0')
     .option(
       '--webhook-url <url>',
@@ -34,7 +33,9 @@ export function register(program: Command): void {
         const port = Number(opts.webhookPort);
         if (!Number.isInteger(port) || port < 0 || port > 65535)
           throw new Error(`--webhook-port ${opts.webhookPort} is not a port number`);
-        const running = await runController({
+        // Loaded on use: @kubernetes/client-node takes ~1 s to import, which other commands should not pay.
+      const { runController } = await import('../../controller/main.js');
+      const running = await runController({
           ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
           namespace: opts.namespace,
           rootNamespace: opts.rootNamespace,

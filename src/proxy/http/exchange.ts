@@ -9,23 +9,14 @@
  * with backpressure. Request bodies are buffered up to BODY_BUFFER_LIMIT so they can be
  * retried and mirrored; larger/unsized bodies are streamed and never retried.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { Body, Flag } from '../flags.js';
+import type { Http1Stream, StreamOwner } from '../http1/stream.js';
 import type { CompiledForward, CompiledRoute, Target } from '../router/compiled.js';
 import type { ClusterState, SlotWaiter } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
-import {
-  attachExchange,
-  onBackoffDone,
-  onDelayDone,
-  onRequestData,
-  onRequestEnd,
-  onResponseDrain,
-  onRouteTimeout,
-  onTryTimeout,
-  roll,
-} from './exchange-events.js';
+import { onBackoffDone, onDelayDone, onRouteTimeout, onTryTimeout, roll } from './exchange-events.js';
 import { appendCorsHeaders, writeLocal } from './local-reply.js';
 import type { RequestRecorder } from './recorder.js';
 import { backoffMs, FailureKind, retriableFailure, retriableStatus } from './retry.js';
@@ -40,9 +31,8 @@ class ProxyTimeout extends Error {
 }
 const DOWNSTREAM_GONE = new Error('downstream closed');
 
-export class Exchange implements AttemptOwner, SlotWaiter {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
+  readonly res: Http1Stream;
   readonly route: CompiledRoute;
   readonly fwd: CompiledForward;
   readonly target: Target;
@@ -53,9 +43,8 @@ export class Exchange implements AttemptOwner, SlotWaiter {
   readonly headers: string[];
   readonly corsOrigin: string | null;
   readonly startMs: number;
-  readonly requestBytes: number;
   endpoint: EndpointState | null = null;
-  body: Buffer | IncomingMessage | null;
+  body: Buffer | Readable | null;
   replayable: boolean;
   flags: number;
   tries = 0;
@@ -75,27 +64,24 @@ export class Exchange implements AttemptOwner, SlotWaiter {
   bodyChunks: Buffer[] | null = null;
 
   constructor(
-    req: IncomingMessage,
-    res: ServerResponse,
+    res: Http1Stream,
     route: CompiledRoute,
     target: Target,
     recorder: RequestRecorder,
     path: string,
     headers: string[],
-    body: Buffer | IncomingMessage | null,
+    body: Buffer | Readable | null,
     corsOrigin: string | null,
     flags: number,
     startMs: number,
-    requestBytes: number,
   ) {
-    this.req = req;
     this.res = res;
     this.route = route;
     this.fwd = route.forward!;
     this.target = target;
     this.cluster = target.cluster;
     this.recorder = recorder;
-    this.method = req.method ?? 'GET';
+    this.method = res.method;
     this.path = path;
     this.headers = headers;
     this.body = body;
@@ -103,8 +89,7 @@ export class Exchange implements AttemptOwner, SlotWaiter {
     this.corsOrigin = corsOrigin;
     this.flags = flags;
     this.startMs = startMs;
-    this.requestBytes = requestBytes;
-    attachExchange(req, res, this);
+    res.owner = this;
   }
 
   /**
@@ -113,11 +98,10 @@ export class Exchange implements AttemptOwner, SlotWaiter {
    */
   start(bufferBody: boolean): void {
     const f = this.route.fault;
-    if (bufferBody) {
+    if (bufferBody && !this.res.bodyDone) {
+      // The connection delivers the body through streamData/streamEnd.
       this.bodyPending = true;
       this.bodyChunks = [];
-      this.req.on('data', onRequestData);
-      this.req.once('end', onRequestEnd);
     }
     if (f !== null && f.delayPct > 0 && roll(f.delayPct)) {
       this.flags |= Flag.DI;
@@ -127,11 +111,12 @@ export class Exchange implements AttemptOwner, SlotWaiter {
     if (!this.bodyPending && !this.delayPending) this.proceed();
   }
 
-  bodyChunk(chunk: Buffer): void {
+  streamData(chunk: Buffer): void {
     this.bodyChunks?.push(chunk);
   }
 
-  bodyEnd(): void {
+  streamEnd(): void {
+    if (!this.bodyPending) return;
     const chunks = this.bodyChunks ?? [];
     this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     this.bodyChunks = null;
@@ -280,9 +265,7 @@ export class Exchange implements AttemptOwner, SlotWaiter {
       this.respChunks.push(chunk);
       return true;
     }
-    if (this.res.write(chunk)) return true;
-    this.res.once('drain', onResponseDrain);
-    return false;
+    return this.res.write(chunk);
   }
 
   attemptComplete(a: Attempt): void {
@@ -376,7 +359,13 @@ export class Exchange implements AttemptOwner, SlotWaiter {
     this.local(504, Body.timeout, null);
   }
 
-  downstreamClosed(): void {
+  /** StreamOwner: the connection can take more bytes; resume the paused upstream body. */
+  streamDrain(): void {
+    this.attempt?.resume?.();
+  }
+
+  /** StreamOwner: the client went away (Envoy flag DC). */
+  streamClosed(): void {
     if (this.done) return;
     this.flags |= Flag.DC;
     this.finish(this.responseStarted ? this.status : 0);
@@ -401,7 +390,7 @@ export class Exchange implements AttemptOwner, SlotWaiter {
       status,
       this.flags,
       this.startMs,
-      this.requestBytes,
+      this.res.bodyBytes,
       this.respBytes,
     );
   }

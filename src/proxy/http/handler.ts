@@ -5,10 +5,11 @@
  * so a config swap never changes a request already in flight.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Listener } from '../../tables/index.js';
 import { Flag } from '../flags.js';
 import { getHeader, hasHeader, isHopByHop } from '../headers.js';
+import { BodyMode, isAbsoluteForm } from '../http1/head.js';
+import type { Http1Stream } from '../http1/stream.js';
 import { ActionKind, type CompiledRoute, type Target } from '../router/compiled.js';
 import { RequestView, splitAuthority } from '../router/request-view.js';
 import type { Snapshot } from '../snapshot.js';
@@ -23,7 +24,7 @@ export class HttpHandler {
   readonly spec: Listener;
   readonly recorder: RequestRecorder;
   private readonly current: () => Snapshot;
-  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly handle: (stream: Http1Stream) => void;
 
   constructor(spec: Listener, recorder: RequestRecorder, current: () => Snapshot) {
     this.spec = spec;
@@ -32,27 +33,26 @@ export class HttpHandler {
     this.handle = this.onRequest.bind(this);
   }
 
-  /** Never lets an exception escape into node:http (it would crash the process). */
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  /** Never lets an exception escape into the server (it would crash the process). */
+  private onRequest(stream: Http1Stream): void {
     try {
-      this.dispatch(req, res);
+      this.dispatch(stream);
     } catch (err) {
       this.recorder.stats.downstreamErrors++;
       this.recorder.log.error(`request handling failed: ${err instanceof Error ? err.stack : String(err)}`);
-      if (!res.headersSent) writeLocal(res, 500, 'internal proxy error', null);
-      else res.destroy();
+      if (!stream.headersSent) writeLocal(stream, 500, 'internal proxy error', null);
+      else stream.destroy();
     }
   }
 
-  private dispatch(req: IncomingMessage, res: ServerResponse): void {
+  private dispatch(stream: Http1Stream): void {
     const startMs = performance.now();
-    res.sendDate = false; // the upstream's Date passes through; local replies need none
     const snap = this.current();
-    const raw = req.rawHeaders;
-    let target = req.url ?? '/';
+    const raw = stream.rawHeaders;
+    let target = stream.url;
     let authority: string;
     // Absolute-form (forward-proxy mode): the URI's authority wins over Host (RFC 9112 3.2.2).
-    if (target.length > 7 && (target.charCodeAt(0) | 0x20) === 0x68 && /^https?:\/\//i.test(target)) {
+    if (isAbsoluteForm(target)) {
       const start = target.indexOf('//') + 2;
       const slash = target.indexOf('/', start);
       authority = slash === -1 ? target.slice(start) : target.slice(start, slash);
@@ -68,10 +68,10 @@ export class HttpHandler {
       : snap.routeConfigs.get(spec.routeConfig ?? '');
     const vhost = rc?.vhosts.find(authority);
     if (vhost === undefined) {
-      this.noRoute(res, startMs);
+      this.noRoute(stream, startMs);
       return;
     }
-    const view = new RequestView(req.method ?? 'GET', target, authority, port, raw);
+    const view = new RequestView(stream.method, target, authority, port, raw);
     let route: CompiledRoute | undefined;
     for (const r of vhost.routes) {
       if (r.matcher.matches(view)) {
@@ -80,7 +80,7 @@ export class HttpHandler {
       }
     }
     if (route === undefined) {
-      this.noRoute(res, startMs);
+      this.noRoute(stream, startMs);
       return;
     }
 
@@ -90,7 +90,7 @@ export class HttpHandler {
       if (o !== undefined && corsOrigin(route.cors, o)) {
         origin = o;
         if (view.method === 'OPTIONS' && hasHeader(raw, 'access-control-request-method')) {
-          this.localDone(res, startMs, 200, null, preflightHeaders(route.cors, o), 0);
+          this.localDone(stream, startMs, 200, null, preflightHeaders(route.cors, o), 0);
           return;
         }
       }
@@ -99,7 +99,7 @@ export class HttpHandler {
     if (route.kind === ActionKind.Direct) {
       const headers: string[] = [];
       for (const plan of route.responseOps) plan.apply(headers);
-      this.localDone(res, startMs, route.directStatus, route.directBody, headers, 0);
+      this.localDone(stream, startMs, route.directStatus, route.directBody, headers, 0);
       return;
     }
     if (route.kind === ActionKind.Redirect) {
@@ -107,15 +107,14 @@ export class HttpHandler {
       const location = redirectLocation(r, view, route.matcher.prefixLength);
       const headers = ['location', location];
       for (const plan of route.responseOps) plan.apply(headers);
-      this.localDone(res, startMs, r.code ?? 301, null, headers, 0);
+      this.localDone(stream, startMs, r.code ?? 301, null, headers, 0);
       return;
     }
-    this.forward(req, res, route, view, origin, startMs);
+    this.forward(stream, route, view, origin, startMs);
   }
 
   private forward(
-    req: IncomingMessage,
-    res: ServerResponse,
+    stream: Http1Stream,
     route: CompiledRoute,
     view: RequestView,
     origin: string | null,
@@ -126,11 +125,10 @@ export class HttpHandler {
     const raw = view.rawHeaders;
 
     // Body: buffer small sized bodies (retriable), stream the rest (never retried).
-    const cl = getHeader(raw, 'content-length');
-    const chunked = hasHeader(raw, 'transfer-encoding');
-    const length = cl === undefined ? 0 : Number(cl);
+    const length = stream.contentLength;
+    const chunked = stream.bodyMode === BodyMode.Chunked;
     const bufferBody = !chunked && length > 0 && length <= BODY_BUFFER_LIMIT;
-    const stream = chunked || length > BODY_BUFFER_LIMIT;
+    const streamBody = chunked || length > BODY_BUFFER_LIMIT;
 
     const rw = fwd.rewrite;
     let path = view.path;
@@ -153,7 +151,7 @@ export class HttpHandler {
       if (len === 4 || len === 12 || len === 14 || len === 17) {
         const lower = name.toLowerCase();
         if (lower === 'host') continue;
-        if (lower === 'content-length' && !stream) continue; // undici sets it from the buffered body
+        if (lower === 'content-length' && !streamBody) continue; // undici sets it from the buffered body
         if (lower === 'x-request-id') hasRequestId = true;
         else if (lower === 'x-forwarded-proto') hasProto = true;
       }
@@ -167,30 +165,28 @@ export class HttpHandler {
     for (const plan of route.requestOps) plan.apply(headers);
 
     const ex = new Exchange(
-      req,
-      res,
+      stream,
       route,
       target,
       this.recorder,
       path,
       headers,
-      stream ? req : null,
+      streamBody ? stream.bodyStream() : null,
       origin,
       0,
       startMs,
-      length,
     );
     ex.start(bufferBody);
   }
 
-  private noRoute(res: ServerResponse, startMs: number): void {
+  private noRoute(stream: Http1Stream, startMs: number): void {
     this.recorder.stats.rqNoRoute++;
-    const n = writeLocal(res, 404, null, null);
+    const n = writeLocal(stream, 404, null, null);
     this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n);
   }
 
   private localDone(
-    res: ServerResponse,
+    stream: Http1Stream,
     startMs: number,
     status: number,
     body: Buffer | null,
@@ -198,7 +194,7 @@ export class HttpHandler {
     flags: number,
   ): void {
     this.recorder.stats.rqLocal++;
-    const n = writeLocal(res, status, body, headers);
+    const n = writeLocal(stream, status, body, headers);
     this.recorder.record(null, null, status, flags, startMs, 0, n);
   }
 }

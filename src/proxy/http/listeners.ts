@@ -1,13 +1,12 @@
 /**
- * node:http servers for the HTTP listeners of the current config. A config swap re-points
- * an unchanged listener's server at its new handler (one synchronous listener swap, no
- * rebind); listeners that move or disappear are closed gracefully (in-flight requests
- * finish, idle keep-alive connections are closed).
+ * Servers for the HTTP listeners of the current config (our own HTTP/1.1 server, see
+ * http1/server.ts). A config swap re-points an unchanged listener's server at its new
+ * handler (one assignment, no rebind); listeners that move or disappear are closed
+ * gracefully (in-flight requests finish, idle keep-alive connections are closed).
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'winston';
 import type { Listener } from '../../tables/index.js';
+import { DEFAULT_LIMITS, Http1Server } from '../http1/server.js';
 import type { Snapshot } from '../snapshot.js';
 import type { IstioMetrics } from '../telemetry/istio-metrics.js';
 import { HttpHandler } from './handler.js';
@@ -18,13 +17,16 @@ export interface ListenerBindOptions {
   ports?: Record<string, number>;
   /** Overrides every listener's bind address (tests use 127.0.0.1). */
   address?: string;
-  keepAliveTimeoutMs?: number;
+  /** Close downstream connections idle this long (default 60 s). */
+  idleTimeoutMs?: number;
+  /** A request head must arrive within this time (default 10 s; slowloris guard). */
+  headersTimeoutMs?: number;
 }
 
 interface Running {
   spec: Listener;
   bindKey: string;
-  server: http.Server;
+  server: Http1Server;
   handler: HttpHandler;
   port: number;
 }
@@ -62,14 +64,13 @@ export class ListenerManager {
       const next = wanted.get(name);
       if (next && this.bindKey(next) === r.bindKey) {
         const handler = new HttpHandler(next, r.handler.recorder, this.current);
-        r.server.removeListener('request', r.handler.handle);
-        r.server.on('request', handler.handle);
+        r.server.handler = handler.handle;
         r.handler = handler;
         r.spec = next;
         wanted.delete(name);
       } else {
         this.running.delete(name);
-        closing.push(closeServer(r.server));
+        closing.push(r.server.close());
       }
     }
     for (const spec of wanted.values()) await this.open(spec);
@@ -77,7 +78,7 @@ export class ListenerManager {
   }
 
   async close(): Promise<void> {
-    const all = [...this.running.values()].map((r) => closeServer(r.server));
+    const all = [...this.running.values()].map((r) => r.server.close());
     this.running.clear();
     await Promise.all(all);
   }
@@ -94,29 +95,16 @@ export class ListenerManager {
       this.log,
     );
     const handler = new HttpHandler(spec, recorder, this.current);
-    const server = http.createServer({ noDelay: true, keepAlive: true });
-    server.keepAliveTimeout = this.opts.keepAliveTimeoutMs ?? 60_000;
-    server.on('request', handler.handle);
+    const server = new Http1Server(handler.handle, {
+      ...DEFAULT_LIMITS,
+      ...(this.opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
+      ...(this.opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: this.opts.headersTimeoutMs } : {}),
+    });
     const bindKey = this.bindKey(spec);
     const sep = bindKey.lastIndexOf(':');
     const host = bindKey.slice(0, sep);
-    const port = Number(bindKey.slice(sep + 1));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = (server.address() as AddressInfo).port;
+    const bound = await server.listen(Number(bindKey.slice(sep + 1)), host);
     this.running.set(spec.name, { spec, bindKey, server, handler, port: bound });
     this.log.info(`listener ${spec.name} (${spec.direction}, logical port ${spec.port}) on ${host}:${bound}`);
   }
-}
-
-function closeServer(server: http.Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeIdleConnections();
-  });
 }

@@ -2,8 +2,8 @@
  * Responses the proxy produces itself (no route, no upstream, overflow, timeouts, faults,
  * redirects, direct responses, CORS preflights), with Envoy's status codes and bodies.
  */
-import type { ServerResponse } from 'node:http';
 import type { Redirect } from '../../tables/index.js';
+import type { Http1Stream } from '../http1/stream.js';
 import type { CompiledCors } from '../router/compiled.js';
 import type { RequestView } from '../router/request-view.js';
 import { splitAuthority } from '../router/request-view.js';
@@ -12,7 +12,7 @@ const TEXT = 'text/plain';
 
 /** Writes a complete local response; returns the body length for metrics. */
 export function writeLocal(
-  res: ServerResponse,
+  res: Http1Stream,
   status: number,
   body: string | Buffer | null,
   extra: string[] | null,
