@@ -20,7 +20,7 @@ const templates = readdirSync(fixtures, { recursive: true, encoding: 'utf8' })
 const dir = mkdtempSync(join(tmpdir(), 'isthmus-bench-validate-'));
 try {
   for (let i = 0; i < 1000; i++) {
-    const text = templates[i % templates.length]!.replace(/^(\s*)name: (\S+)/m, `$1name: $2-${i}`);
+    const text = templates[i % templates.length]!.replace(/^(\s*)name: ([A-Za-z0-9.-]+)/m, `$1name: $2-${i}`);
     writeFileSync(join(dir, `doc-${String(i).padStart(4, '0')}.yaml`), text);
   }
   const cli = join(PROJECT_ROOT, 'bin', 'isthmus.js');

@@ -9,7 +9,11 @@ export function register(program: Command): void {
       'Run the mesh control plane: admission webhooks (validate, inject) with a self-managed certificate',
     )
     .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster, then ~/.kube/config)')
-    .option('--namespace <ns>', 'namespace the controller runs in', process.env.POD_NAMESPACE || DEFAULT_ROOT_NAMESPACE)
+    .option(
+      '--namespace <ns>',
+      'namespace the controller runs in',
+      process.env.POD_NAMESPACE || DEFAULT_ROOT_NAMESPACE,
+    )
     .option('--root-namespace <ns>', 'the mesh root namespace', DEFAULT_ROOT_NAMESPACE)
     .option('--webhook-port <port>', 'HTTPS port of the admission webhooks', String(PORTS.webhooks))
     .option('--webhook-host <host>', 'address to bind the webhooks to', '0.0.0.0')
@@ -34,8 +38,8 @@ export function register(program: Command): void {
         if (!Number.isInteger(port) || port < 0 || port > 65535)
           throw new Error(`--webhook-port ${opts.webhookPort} is not a port number`);
         // Loaded on use: @kubernetes/client-node takes ~1 s to import, which other commands should not pay.
-      const { runController } = await import('../../controller/main.js');
-      const running = await runController({
+        const { runController } = await import('../../controller/main.js');
+        const running = await runController({
           ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
           namespace: opts.namespace,
           rootNamespace: opts.rootNamespace,

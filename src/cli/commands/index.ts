@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { register as analyze } from './analyze.js';
 import { register as controller } from './controller.js';
 import { register as genCrds } from './gen-crds.js';
+import { register as install } from './install.js';
 import { register as iptables } from './iptables.js';
 import { register as kubeInject } from './kube-inject.js';
 
@@ -10,6 +11,7 @@ export const commands: Array<(program: Command) => void> = [
   analyze,
   controller,
   genCrds,
+  install,
   iptables,
   kubeInject,
 ];

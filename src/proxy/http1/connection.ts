@@ -42,6 +42,7 @@ export class Http1Connection {
   private headStart = 0;
   private processing = false;
   private pausedForBody = false;
+  private headTimer = false;
 
   constructor(
     socket: Socket,
@@ -58,7 +59,8 @@ export class Http1Connection {
     socket.on('drain', () => this.current?.owner?.streamDrain());
     socket.on('close', () => this.onClose());
     socket.on('error', () => {});
-    socket.setTimeout(limits.idleTimeoutMs, () => this.onIdle());
+    socket.setTimeout(limits.idleTimeoutMs);
+    socket.on('timeout', () => this.onIdle());
   }
 
   /** True when no request is in progress (safe to close now). */
@@ -138,7 +140,16 @@ export class Http1Connection {
       if (buf.length - start > this.limits.maxHeaderBytes) this.fail(431, 'request header fields too large');
       else if (performance.now() - this.headStart > this.limits.headersTimeoutMs)
         this.fail(408, 'request timeout');
+      else if (!this.headTimer) {
+        // A head split over packets (rare): bound the wait by the head deadline, not idle time.
+        this.headTimer = true;
+        this.socket.setTimeout(this.limits.headersTimeoutMs);
+      }
       return false;
+    }
+    if (this.headTimer) {
+      this.headTimer = false;
+      this.socket.setTimeout(this.limits.idleTimeoutMs);
     }
     if (end - start > this.limits.maxHeaderBytes) {
       this.fail(431, 'request header fields too large');
