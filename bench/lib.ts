@@ -16,6 +16,20 @@ export interface LoadResult {
   max: number;
 }
 
+function summarize(latencies: number[], errors: number, seconds: number): LoadResult {
+  latencies.sort((a, b) => a - b);
+  return {
+    count: latencies.length,
+    errors,
+    seconds,
+    rps: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p90: percentile(latencies, 90),
+    p99: percentile(latencies, 99),
+    max: latencies[latencies.length - 1] ?? Number.NaN,
+  };
+}
+
 /**
  * Runs `concurrency` workers, each calling `once()` back to back, until `total` calls were made
  * or `maxSeconds` passed (both bounds always apply). Latencies in milliseconds.
@@ -44,18 +58,7 @@ export async function closedLoop(
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  const seconds = (performance.now() - t0) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    count: latencies.length,
-    errors,
-    seconds,
-    rps: latencies.length / seconds,
-    p50: percentile(latencies, 50),
-    p90: percentile(latencies, 90),
-    p99: percentile(latencies, 99),
-    max: latencies[latencies.length - 1] ?? Number.NaN,
-  };
+  return summarize(latencies, errors, (performance.now() - t0) / 1000);
 }
 
 export const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
@@ -86,16 +89,5 @@ export async function openLoop(once: () => Promise<boolean>, opts: { rps: number
     );
   }
   await Promise.all(inflight);
-  const seconds = (performance.now() - t0) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    count: latencies.length,
-    errors,
-    seconds,
-    rps: latencies.length / seconds,
-    p50: percentile(latencies, 50),
-    p90: percentile(latencies, 90),
-    p99: percentile(latencies, 99),
-    max: latencies[latencies.length - 1] ?? Number.NaN,
-  };
+  return summarize(latencies, errors, (performance.now() - t0) / 1000);
 }

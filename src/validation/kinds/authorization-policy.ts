@@ -5,10 +5,8 @@
  */
 import { at, type Findings } from '../findings.js';
 import { checkCidrOrIp } from '../primitives.js';
-import { checkPolicyScope, isObject, list } from './common.js';
+import { checkPolicyScope, type Dict, isObject, list } from './common.js';
 import type { ValidationContext } from './index.js';
-
-type Dict = Record<string, unknown>;
 
 const SOURCE_FIELDS = [
   'principals',

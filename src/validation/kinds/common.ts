@@ -13,7 +13,10 @@ import {
   checkRegex,
 } from '../primitives.js';
 
-type Dict = Record<string, unknown>;
+export type Dict = Record<string, unknown>;
+
+/** Prefix of Unix domain socket addresses (`unix:///var/run/app.sock`). */
+export const UNIX = 'unix://';
 
 export const isObject = (v: unknown): v is Dict => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);

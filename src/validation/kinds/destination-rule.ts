@@ -15,14 +15,13 @@ import {
   checkIpAddress,
   checkSelectorLabels,
   checkWildcardDomain,
+  type Dict,
   entries,
   isObject,
   list,
   report,
 } from './common.js';
 import type { ValidationContext } from './index.js';
-
-type Dict = Record<string, unknown>;
 
 const MAGLEV_MAX_TABLE_SIZE = 5000011;
 const TOPOLOGY_LABELS = new Set([

@@ -7,18 +7,16 @@ import {
   checkProtocol,
   checkServerTls,
   checkUnixPath,
+  type Dict,
   isHttpProtocol,
   isObject,
   isTlsProtocol,
   list,
   parseProtocol,
   report,
+  UNIX,
 } from './common.js';
 import type { ValidationContext } from './index.js';
-
-type Dict = Record<string, unknown>;
-
-const UNIX = 'unix://';
 
 function checkServer(f: Findings, path: string, s: Dict): void {
   const hosts = list(s.hosts);

@@ -1,10 +1,8 @@
 /** Semantic rules for RequestAuthentication beyond its schema (Galley's checks, with field paths). */
 import { at, type Findings } from '../findings.js';
 import { checkDuration, checkHeaderName } from '../primitives.js';
-import { checkPolicyScope, isObject, list, report } from './common.js';
+import { checkPolicyScope, type Dict, isObject, list, report } from './common.js';
 import type { ValidationContext } from './index.js';
-
-type Dict = Record<string, unknown>;
 
 /** Header names Istio accepts for claim headers (ValidateStrictHTTPHeaderName). */
 const STRICT_HEADER = /^[-_A-Za-z0-9]+$/;

@@ -9,6 +9,7 @@ import {
   checkSelectorLabels,
   checkUnixPath,
   checkWildcardDomain,
+  type Dict,
   entries,
   isHttpProtocol,
   isObject,
@@ -16,12 +17,10 @@ import {
   list,
   parseProtocol,
   report,
+  UNIX,
 } from './common.js';
 import type { ValidationContext } from './index.js';
 
-type Dict = Record<string, unknown>;
-
-const UNIX = 'unix://';
 const TCP_BASED = new Set(['TCP', 'HTTPS', 'TLS', 'Mongo', 'Redis', 'MySQL']);
 
 function checkEndpoint(

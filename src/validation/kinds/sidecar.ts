@@ -10,17 +10,16 @@ import {
   checkSelectorLabels,
   checkServerTls,
   checkUnixPath,
+  type Dict,
   isHttpProtocol,
   isObject,
   list,
   parseProtocol,
   report,
+  UNIX,
 } from './common.js';
 import type { ValidationContext } from './index.js';
 
-type Dict = Record<string, unknown>;
-
-const UNIX = 'unix://';
 const LOOPBACK_OR_ANY = new Set(['127.0.0.1', '0.0.0.0', '::1', '::']);
 
 function checkPortCommon(f: Findings, path: string, port: Dict): void {

@@ -19,13 +19,12 @@ import {
   checkStringMatch,
   checkSubnets,
   checkWeights,
+  type Dict,
   entries,
   isObject,
   list,
   report,
 } from './common.js';
-
-type Dict = Record<string, unknown>;
 
 const RETRY_ON = new Set([
   '5xx',
