@@ -165,8 +165,7 @@ export class SidecarProxy implements AdminTarget {
     if (this.stopped) return;
     this.stopped = true;
     this.draining = true;
-    const closing = this.listeners.close();
-    await Promise.race([closing, new Promise((r) => setTimeout(r, drainMs).unref())]);
+    await this.listeners.close(drainMs);
     await this.registry.close();
     for (const s of this.servers) {
       s.close();

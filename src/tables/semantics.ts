@@ -5,7 +5,7 @@
 import type { Endpoint } from './clusters.js';
 import type { RouteMatch, StringMatch } from './match.js';
 import { regexError } from './regex.js';
-import type { Cors, Route, RouteConfig } from './routes.js';
+import type { Cors, HeaderOps, Route, RouteConfig } from './routes.js';
 import type { ProxyTables } from './tables.js';
 import type { TableError } from './validate.js';
 
@@ -96,6 +96,8 @@ function checkRouteConfig(rc: RouteConfig, base: string, clusters: Set<string>, 
       }
     });
     if (vh.cors) checkCors(vh.cors, `${vp}.cors`, err);
+    checkHeaderOps(vh.requestHeaders, `${vp}.requestHeaders`, err);
+    checkHeaderOps(vh.responseHeaders, `${vp}.responseHeaders`, err);
     vh.routes.forEach((r, i) => {
       checkRoute(r, `${vp}.routes[${i}]`, clusters, err);
     });
@@ -103,6 +105,22 @@ function checkRouteConfig(rc: RouteConfig, base: string, clusters: Set<string>, 
 }
 
 function checkRoute(r: Route, p: string, clusters: Set<string>, err: Err): void {
+  checkHeaderOps(r.requestHeaders, `${p}.requestHeaders`, err);
+  checkHeaderOps(r.responseHeaders, `${p}.responseHeaders`, err);
+  r.forward?.clusters.forEach((wc, i) => {
+    checkHeaderOps(wc.requestHeaders, `${p}.forward.clusters[${i}].requestHeaders`, err);
+    checkHeaderOps(wc.responseHeaders, `${p}.forward.clusters[${i}].responseHeaders`, err);
+  });
+  for (const [field, value] of [
+    ['forward.rewrite.authority', r.forward?.rewrite?.authority],
+    ['forward.rewrite.path', r.forward?.rewrite?.path],
+    ['forward.rewrite.pathPrefix', r.forward?.rewrite?.pathPrefix],
+    ['redirect.host', r.redirect?.host],
+    ['redirect.path', r.redirect?.path],
+    ['redirect.pathPrefix', r.redirect?.pathPrefix],
+  ] as const) {
+    if (value !== undefined && hasControl(value)) err(`${p}.${field}`, 'must not contain control characters');
+  }
   const actions = (r.forward ? 1 : 0) + (r.redirect ? 1 : 0) + (r.directResponse ? 1 : 0);
   if (actions !== 1) err(p, 'exactly one of forward, redirect, directResponse is required');
   if (r.match) checkMatch(r.match, `${p}.match`, err);
@@ -175,6 +193,46 @@ function checkCors(c: Cors, p: string, err: Err): void {
   c.allowOrigins.forEach((o, i) => {
     checkStringMatch(o, `${p}.allowOrigins[${i}]`, err);
   });
+  for (const field of ['allowMethods', 'allowHeaders', 'exposeHeaders'] as const) {
+    c[field]?.forEach((v, i) => {
+      if (hasControl(v) || v.includes(','))
+        err(`${p}.${field}[${i}]`, 'must be a single token without control characters');
+    });
+  }
+}
+
+/**
+ * Header names must be tokens and values free of control characters: the proxy writes
+ * them verbatim, so a CR/LF here would split the HTTP message.
+ */
+function checkHeaderOps(ops: HeaderOps | undefined, p: string, err: Err): void {
+  if (!ops) return;
+  for (const kind of ['set', 'add'] as const) {
+    for (const [name, value] of Object.entries(ops[kind] ?? {})) {
+      if (!isToken(name)) err(`${p}.${kind}[${JSON.stringify(name)}]`, 'header name must be an HTTP token');
+      if (hasControl(value))
+        err(`${p}.${kind}[${JSON.stringify(name)}]`, 'header value must not contain control characters');
+    }
+  }
+  ops.remove?.forEach((name, i) => {
+    if (!isToken(name)) err(`${p}.remove[${i}]`, 'header name must be an HTTP token');
+  });
+}
+
+const TOKEN_CHARS = new Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+
+function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (const c of s) if (!TOKEN_CHARS.has(c)) return false;
+  return true;
+}
+
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
 }
 
 export function checkStringMatch(m: StringMatch, p: string, err: Err): void {

@@ -123,6 +123,23 @@ describe('proxy hot swap of compiled config', () => {
     expect(dump.status.endpointsRejected).to.equal(1);
   });
 
+  it('stop() drains: in-flight requests finish, new connections are refused', async () => {
+    proxy = await startProxy(config(C1, 'd'));
+    const port = outboundPort(proxy);
+    const inflight = send(port, { path: '/slow' });
+    await new Promise((r) => setTimeout(r, 50));
+    const stopping = proxy.stop(2000);
+    await new Promise((r) => setTimeout(r, 20));
+    let refused = false;
+    await send(port, { headers: { connection: 'close' } }).catch(() => {
+      refused = true;
+    });
+    expect(refused).to.equal(true);
+    const r = await inflight;
+    expect(`${r.status} ${r.body}`).to.equal('200 v1');
+    await stopping;
+  });
+
   it('closes a listener removed by a new config and opens added ones', async () => {
     proxy = await startProxy(config(C1, 'l1'));
     const port = outboundPort(proxy);

@@ -198,6 +198,8 @@ describe('proxy routing (real HTTP over loopback)', () => {
     expect(r.body).to.equal('v1');
     expect(v1.seen.at(-1)!.url).to.equal('/fwd?x=1');
     expect((await send(port, { absolute: true, host: 'unknown:9080' })).status).to.equal(404);
+    await send(port, { absolute: true, host: 'reviews:9080', path: '?only=query' });
+    expect(v1.seen.at(-1)!.url).to.equal('/?only=query');
   });
 
   it('forwards request bodies (buffered and streamed)', async () => {

@@ -99,6 +99,20 @@ describe('tables contract: validateTables', () => {
     expect(pathsOf(t)).to.include('listeners[1].routeConfig: unknown route config "missing"');
   });
 
+  it('rejects header operations that could split the HTTP message', () => {
+    const t = ok();
+    t.routeConfigs[0]!.virtualHosts[0]!.routes[0]!.responseHeaders = {
+      set: { 'x-ok': 'evil\r\nset-cookie: a=b', 'bad name': 'v' },
+    };
+    const errs = pathsOf(t);
+    expect(errs).to.include(
+      'routeConfigs[0].virtualHosts[0].routes[0].responseHeaders.set["x-ok"]: header value must not contain control characters',
+    );
+    expect(errs).to.include(
+      'routeConfigs[0].virtualHosts[0].routes[0].responseHeaders.set["bad name"]: header name must be an HTTP token',
+    );
+  });
+
   it('does not throw on garbage', () => {
     for (const v of [null, 42, 'x', [], { apiVersion: 'isthmus.io/tables/v1' }]) {
       expect(validateTables(v).ok).to.equal(false);

@@ -5,6 +5,7 @@ import { register as genCrds } from './gen-crds.js';
 import { register as install } from './install.js';
 import { register as iptables } from './iptables.js';
 import { register as kubeInject } from './kube-inject.js';
+import { register as proxy } from './proxy.js';
 
 /** Every subcommand's `register`; add new commands here (one file each). */
 export const commands: Array<(program: Command) => void> = [
@@ -14,4 +15,5 @@ export const commands: Array<(program: Command) => void> = [
   install,
   iptables,
   kubeInject,
+  proxy,
 ];

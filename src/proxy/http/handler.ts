@@ -54,9 +54,15 @@ export class HttpHandler {
     // Absolute-form (forward-proxy mode): the URI's authority wins over Host (RFC 9112 3.2.2).
     if (isAbsoluteForm(target)) {
       const start = target.indexOf('//') + 2;
-      const slash = target.indexOf('/', start);
-      authority = slash === -1 ? target.slice(start) : target.slice(start, slash);
-      target = slash === -1 ? '/' : target.slice(slash);
+      let end = start;
+      while (end < target.length && target.charCodeAt(end) !== 0x2f && target.charCodeAt(end) !== 0x3f) end++;
+      authority = target.slice(start, end);
+      target =
+        end === target.length
+          ? '/'
+          : target.charCodeAt(end) === 0x3f
+            ? `/${target.slice(end)}`
+            : target.slice(end);
     } else {
       authority = getHeader(raw, 'host') ?? '';
     }

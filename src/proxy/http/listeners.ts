@@ -77,10 +77,20 @@ export class ListenerManager {
     await Promise.all(closing);
   }
 
-  async close(): Promise<void> {
-    const all = [...this.running.values()].map((r) => r.server.close());
+  /**
+   * Stops accepting and lets in-flight requests finish for up to `drainMs`, then closes
+   * whatever connections remain.
+   */
+  async close(drainMs: number): Promise<void> {
+    const servers = [...this.running.values()].map((r) => r.server);
     this.running.clear();
-    await Promise.all(all);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, drainMs);
+    });
+    await Promise.race([Promise.all(servers.map((s) => s.close())), deadline]);
+    clearTimeout(timer);
+    for (const s of servers) s.closeAll();
   }
 
   private bindKey(l: Listener): string {

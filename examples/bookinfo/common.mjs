@@ -1,0 +1,91 @@
+// Shared plumbing of the bookinfo services: an HTTP server on $PORT (default 9080) with /health,
+// JSON helpers, and calls to upstreams that forward the mesh's tracing headers (and `end-user`,
+// which routing rules match on) like Istio's bookinfo does. Node built-ins only.
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+
+export const FORWARDED_HEADERS = [
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'x-b3-sampled',
+  'x-b3-flags',
+  'b3',
+  'end-user',
+  'user-agent',
+];
+
+export const POD = process.env.POD_NAME || process.env.HOSTNAME || hostname();
+
+export function forwardedHeaders(req) {
+  const out = {};
+  for (const name of FORWARDED_HEADERS) {
+    const value = req.headers[name];
+    if (typeof value === 'string') out[name] = value;
+  }
+  return out;
+}
+
+export function sendJson(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-served-by': POD });
+  res.end(text);
+}
+
+/** GET `url` as JSON with the forwarded headers; never throws: `{ ok, status, body | error }`. */
+export async function getJson(url, req, timeoutMs = Number(process.env.UPSTREAM_TIMEOUT_MS || 5000)) {
+  try {
+    const res = await fetch(url, { headers: forwardedHeaders(req), signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+    return { ok: res.ok, status: res.status, body };
+  } catch (err) {
+    return { ok: false, status: 0, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** Upstream base URL from the environment, e.g. DETAILS_URL=http://details:9080 (default: `http://<name>:9080`). */
+export function upstream(name) {
+  return (process.env[`${name.toUpperCase()}_URL`] || `http://${name}:9080`).replace(/\/$/, '');
+}
+
+/**
+ * Starts the service. `routes` maps a path (exact) or a RegExp to a handler (req, res, match).
+ * Every service also answers /health and /status/<code> (a response with that status, for tests).
+ */
+export function serve(name, routes) {
+  const port = Number(process.env.PORT || 9080);
+  const table = Object.entries(routes);
+  const server = createServer(async (req, res) => {
+    const path = (req.url || '/').split('?')[0];
+    if (path === '/health') return sendJson(res, 200, { status: 'ok', service: name, pod: POD });
+    const status = /^\/status\/(\d{3})$/.exec(path);
+    if (status) return sendJson(res, Number(status[1]), { service: name, pod: POD, status: Number(status[1]) });
+    for (const [pattern, handler] of table) {
+      const match = pattern.startsWith('^') ? new RegExp(pattern).exec(path) : path === pattern ? [path] : null;
+      if (!match) continue;
+      try {
+        return await handler(req, res, match);
+      } catch (err) {
+        return sendJson(res, 500, { error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    sendJson(res, 404, { error: `no route for ${path}`, service: name });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.listen(port, process.env.BIND_ADDRESS || '0.0.0.0', () => {
+    process.stdout.write(`${name} listening on ${port} (pod ${POD})\n`);
+  });
+  const stop = () => server.close(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return server;
+}
