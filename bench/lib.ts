@@ -67,7 +67,10 @@ export const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(di
  * Open-loop load: starts one call every 1/rps seconds regardless of completions (no coordinated
  * omission: latency counts from the scheduled start), `total` calls at most, `maxSeconds` at most.
  */
-export async function openLoop(once: () => Promise<boolean>, opts: { rps: number; total: number; maxSeconds: number }): Promise<LoadResult> {
+export async function openLoop(
+  once: () => Promise<boolean>,
+  opts: { rps: number; total: number; maxSeconds: number },
+): Promise<LoadResult> {
   const latencies: number[] = [];
   let errors = 0;
   const interval = 1000 / opts.rps;

@@ -20,4 +20,6 @@ for (const [name, file] of Object.entries(ALL)) {
   const res = spawnSync(process.execPath, ['--import', 'tsx', path], { stdio: 'inherit' });
   if (res.status !== 0) console.log(`(${name} exited with ${res.status})`);
 }
-console.log(`\nmachine: ${(await import('node:os')).cpus()[0]?.model} x${(await import('node:os')).cpus().length}, node ${process.version}, ${new Date().toISOString()}`);
+console.log(
+  `\nmachine: ${(await import('node:os')).cpus()[0]?.model} x${(await import('node:os')).cpus().length}, node ${process.version}, ${new Date().toISOString()}`,
+);

@@ -34,8 +34,17 @@ const VS = {
   spec: {
     hosts: ['reviews'],
     http: [
-      { match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: 'reviews', subset: 'v2' } }] },
-      { route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 80 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 20 }], timeout: '10s' },
+      {
+        match: [{ headers: { 'end-user': { exact: 'jason' } } }],
+        route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+      },
+      {
+        route: [
+          { destination: { host: 'reviews', subset: 'v1' }, weight: 80 },
+          { destination: { host: 'reviews', subset: 'v3' }, weight: 20 },
+        ],
+        timeout: '10s',
+      },
     ],
   },
 };
@@ -60,7 +69,8 @@ if (process.argv[2] === 'serve') {
     key,
     handlers: {
       '/validate': (r) => validateAdmission(r),
-      '/inject': (r) => injectAdmission(r.object as never, undefined, ctx, { namespace: r.namespace ?? 'default' }),
+      '/inject': (r) =>
+        injectAdmission(r.object as never, undefined, ctx, { namespace: r.namespace ?? 'default' }),
     },
   });
   process.send!({ port: s.port });
@@ -71,25 +81,40 @@ if (process.argv[2] === 'serve') {
     env: { ...process.env, BENCH_TLS: JSON.stringify({ cert: leaf.certPem, key: leaf.keyPem }) },
     execArgv: ['--import', 'tsx'],
   });
-  const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
+  const port = await new Promise<number>((resolve) =>
+    child.once('message', (m: { port: number }) => resolve(m.port)),
+  );
   const dispatcher = new Agent({ connect: { ca: ca.certPem }, connections: 200, pipelining: 1 });
   const line = (name: string, r: LoadResult) =>
     console.log(
       `${name.padEnd(44)} ${String(r.count).padStart(6)} in ${fmt(r.seconds)} s (${fmt(r.rps, 0)}/s, errors ${r.errors})  p50 ${fmt(r.p50)}  p90 ${fmt(r.p90)}  p99 ${fmt(r.p99)}  max ${fmt(r.max)} ms`,
     );
   for (const [path, body, check] of [
-    ['/validate', review({ group: 'networking.istio.io', version: 'v1', kind: 'VirtualService' }, VS), '"allowed":true'],
+    [
+      '/validate',
+      review({ group: 'networking.istio.io', version: 'v1', kind: 'VirtualService' }, VS),
+      '"allowed":true',
+    ],
     ['/inject', review({ group: '', version: 'v1', kind: 'Pod' }, POD), '"patchType":"JSONPatch"'],
   ] as const) {
     const url = `https://127.0.0.1:${port}${path}`;
     const once = async () => {
-      const res = await request(url, { method: 'POST', dispatcher, body, headers: { 'content-type': 'application/json' } });
+      const res = await request(url, {
+        method: 'POST',
+        dispatcher,
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
       const text = await res.body.text();
       return res.statusCode === 200 && text.includes(check);
     };
     await closedLoop(once, { concurrency: 200, total: 2000, maxSeconds: 20 }); // warm-up: TLS handshakes, JIT
-    line(`${path} closed loop, 200 concurrent`, await closedLoop(once, { concurrency: 200, total: 20000, maxSeconds: 60 }));
-    for (const rps of [500, 1000]) line(`${path} open loop, ${rps}/s`, await openLoop(once, { rps, total: rps * 10, maxSeconds: 15 }));
+    line(
+      `${path} closed loop, 200 concurrent`,
+      await closedLoop(once, { concurrency: 200, total: 20000, maxSeconds: 60 }),
+    );
+    for (const rps of [500, 1000])
+      line(`${path} open loop, ${rps}/s`, await openLoop(once, { rps, total: rps * 10, maxSeconds: 15 }));
   }
   console.log('(latency in ms; targets: p99 < 5 ms)');
   await dispatcher.close();
