@@ -14,14 +14,19 @@ import {
 } from './helpers.js';
 
 describe('proxy hot swap of compiled config', () => {
+  let slowArrivals = 0;
   let v1: Upstream;
   let v2: Upstream;
   let proxy: SidecarProxy;
 
   beforeEach(async () => {
+    slowArrivals = 0;
     const slowWhenAsked =
-      (name: string) => (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) =>
+      (name: string) =>
+      (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+        if (req.url === '/slow') slowArrivals++;
         setTimeout(() => res.end(name), req.url === '/slow' ? 300 : 0);
+      };
     v1 = await startUpstream('v1', slowWhenAsked('v1'));
     v2 = await startUpstream('v2', slowWhenAsked('v2'));
   });
@@ -44,7 +49,9 @@ describe('proxy hot swap of compiled config', () => {
     proxy = await startProxy(config(C1, 'a'));
     const port = outboundPort(proxy);
     const inflight = Array.from({ length: 8 }, () => send(port, { path: '/slow' }));
-    await new Promise((r) => setTimeout(r, 50));
+    // Swap only once all eight are in flight upstream (a fixed sleep is flaky on a busy machine).
+    for (let i = 0; i < 200 && slowArrivals < 8; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(slowArrivals).to.equal(8);
     const applied = await proxy.applyTables(config(C2, 'b'));
     expect(applied.ok).to.equal(true);
     expect(outboundPort(proxy)).to.equal(port); // same listener, no rebind
