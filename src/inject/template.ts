@@ -51,6 +51,14 @@ export function parseSidecarTemplate(text: string, source: string): SidecarTempl
       `sidecar template ${source}: ${err instanceof Error ? err.message : String(err)}`,
     );
   }
+  // The bundled file is a ConfigMap (so `kubectl apply -f webhooks/` accepts it); the template
+  // itself is its data.template.
+  if (isRecord(root) && root.kind === 'ConfigMap') {
+    const data = root.data;
+    const inner = isRecord(data) ? data.template : undefined;
+    if (typeof inner !== 'string') throw new TemplateError(`sidecar template ${source}: ConfigMap has no data.template`);
+    return parseSidecarTemplate(inner, `${source} (data.template)`);
+  }
   if (!isRecord(root)) throw new TemplateError(`sidecar template ${source}: top level must be a mapping`);
   for (const key of ['initContainers', 'containers', 'volumes']) {
     if (root[key] !== undefined && !Array.isArray(root[key])) {
