@@ -9,7 +9,18 @@ STATE_BASE="${ISTHMUS_CLUSTER_STATE:-/var/lib/isthmus-cluster}"
 RUN_DIR="$STATE_BASE/run"
 STATE="$RUN_DIR/state.env"
 say() { echo "[cluster-down] $*" >&2; }
-[ -d "$RUN_DIR" ] || exit 0
+# containerd shims outlive containerd; ours are the ones serving our containerd's socket (a path
+# only this harness uses), e.g. after the test process was SIGKILLed in the middle of a teardown.
+sweep_shims() {
+  local sock="$RUN_DIR/containerd.sock" f pid
+  for f in /proc/[0-9]*/cmdline; do
+    pid="${f#/proc/}"; pid="${pid%/cmdline}"
+    tr '\0' '\n' <"$f" 2>/dev/null | head -1 | grep -q 'containerd-shim' || continue
+    tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "-address $sock " && kill -KILL "$pid" 2>/dev/null
+  done
+  return 0
+}
+[ -d "$RUN_DIR" ] || { sweep_shims; exit 0; }
 if [ -f "$STATE" ]; then
   # shellcheck disable=SC1090
   source "$STATE"
@@ -20,12 +31,13 @@ stop_pid() { # pid expected-substring [grace-seconds]
   local pid="${1:-}" want="$2" grace="${3:-0}"
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$want" || return 0
+  gone() { [ ! -d "/proc/$pid" ] || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; }
   if [ "$grace" -gt 0 ]; then
     kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq $((grace * 10))); do [ -d "/proc/$pid" ] || return 0; sleep 0.1; done
+    for _ in $(seq $((grace * 10))); do gone && return 0; sleep 0.1; done
   fi
   kill -KILL "$pid" 2>/dev/null
-  for _ in $(seq 50); do [ -d "/proc/$pid" ] || return 0; sleep 0.1; done
+  for _ in $(seq 50); do gone && return 0; sleep 0.1; done
 }
 
 stop_pid "${KUBELET_PID:-}" kubelet
@@ -46,6 +58,7 @@ if [ -n "${CONTAINERD_STATE:-}" ]; then
   done
 fi
 stop_pid "${CONTAINERD_PID:-}" containerd 5
+sweep_shims
 stop_pid "${KUBE_PROXY_PID:-}" kube-proxy
 stop_pid "${SCHEDULER_PID:-}" kube-scheduler
 stop_pid "${DNSMASQ_PID:-}" dnsmasq
@@ -77,6 +90,27 @@ fi
 if [ -n "${KUBE_PROXY_BIN:-}" ] && [ -x "$KUBE_PROXY_BIN" ] && [ "${KUBE_PROXY_STARTED:-}" = 1 ]; then
   "$KUBE_PROXY_BIN" --cleanup >/dev/null 2>&1
 fi
+# The KUBE-* chains kubelet and kube-proxy create and --cleanup leaves (KUBE-FIREWALL, canaries,
+# KUBE-MARK-*): first the jumps to them from the built-in chains, then the chains themselves.
+remove_kube_chains() { # iptables|ip6tables
+  local ipt="$1" table rule chain
+  for table in filter nat mangle; do
+    "$ipt" -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | while read -r rule; do
+      # shellcheck disable=SC2086
+      eval "$ipt -t $table -D ${rule#-A }" 2>/dev/null
+    done
+    for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+      "$ipt" -t "$table" -F "$chain" 2>/dev/null
+    done
+    for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+      "$ipt" -t "$table" -X "$chain" 2>/dev/null
+    done
+  done
+}
+if [ "${KUBE_PROXY_STARTED:-}" = 1 ] || [ -n "${KUBELET_PID:-}" ]; then
+  remove_kube_chains iptables
+  remove_kube_chains ip6tables
+fi
 
 [ -n "${IP_FORWARD_BEFORE:-}" ] && sysctl -qw "net.ipv4.ip_forward=$IP_FORWARD_BEFORE" 2>/dev/null
 [ -n "${ROUTE_LOCALNET_BEFORE:-}" ] && sysctl -qw "net.ipv4.conf.all.route_localnet=$ROUTE_LOCALNET_BEFORE" 2>/dev/null
@@ -90,5 +124,10 @@ for d in /var/log/pods /var/log/containers; do
   done
 done
 
+# The control plane's temp dir, when its owner died without removing it (a live owner stops the
+# control plane itself, after this script).
+if [ -n "${CONTROL_PLANE_DIR:-}" ] && [ -n "${OWNER_PID:-}" ] && [ ! -d "/proc/$OWNER_PID" ]; then
+  rm -rf "$CONTROL_PLANE_DIR"
+fi
 rm -rf "$RUN_DIR"
 say "done"

@@ -5,7 +5,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { type ControlPlane, DEFAULT_CONTROLLERS, ensureProvisioned, k8sBinDir, startControlPlane } from '../envtest/index.js';
+import {
+  type ControlPlane,
+  DEFAULT_CONTROLLERS,
+  ensureProvisioned,
+  k8sBinDir,
+  startControlPlane,
+} from '../envtest/index.js';
 import { sleep, tailFile } from '../envtest/process.js';
 import { GATEWAY_IP, IMAGES, KUBELET_PORT, LOG_DIR, NODE_NAME, RUN_DIR } from './config.js';
 import { type Containerd, removeStaleContainers, startContainerd } from './containerd.js';
@@ -57,7 +63,8 @@ async function waitForNodeReady(cp: ControlPlane, node: NodeProcesses, timeoutMs
   let last = 'not registered';
   while (Date.now() < deadline) {
     for (const p of [node.kubelet, node.kubeProxy, node.scheduler]) {
-      if (!p.isRunning()) throw new Error(`[cluster] ${p.name} exited (${await p.exited}):\n${tailFile(p.logFile)}`);
+      if (!p.isRunning())
+        throw new Error(`[cluster] ${p.name} exited (${await p.exited}):\n${tailFile(p.logFile)}`);
     }
     try {
       const n = await core.readNode({ name: NODE_NAME });
@@ -68,7 +75,9 @@ async function waitForNodeReady(cp: ControlPlane, node: NodeProcesses, timeoutMs
     } catch {}
     await sleep(250);
   }
-  throw new Error(`[cluster] node not Ready after ${timeoutMs}ms: ${last}\n${tailFile(node.kubelet.logFile, 30)}`);
+  throw new Error(
+    `[cluster] node not Ready after ${timeoutMs}ms: ${last}\n${tailFile(node.kubelet.logFile, 30)}`,
+  );
 }
 
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
@@ -109,7 +118,11 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     await guardPort(cp.port);
     record({ CONTROL_PLANE_DIR: cp.dir });
     dns = await startDns(cp.kubeConfig);
-    const node = await startNodeComponents({ binDir, kubeconfig: cp.kubeconfigPath, containerdSocket: containerd.socket });
+    const node = await startNodeComponents({
+      binDir,
+      kubeconfig: cp.kubeconfigPath,
+      containerdSocket: containerd.socket,
+    });
     await images;
     await waitForNodeReady(cp, node, 90_000);
     const startSeconds = (Date.now() - started) / 1000;
@@ -126,7 +139,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       kubectl: cp.kubectl,
       async kubectlOk(args, kopts) {
         const res = await cp.kubectl(args, kopts);
-        if (res.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${res.code}: ${res.stderr || res.stdout}`);
+        if (res.code !== 0)
+          throw new Error(`kubectl ${args.join(' ')} exited ${res.code}: ${res.stderr || res.stdout}`);
         return res.stdout;
       },
       async stop() {

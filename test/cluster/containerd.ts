@@ -15,7 +15,13 @@ export interface Containerd {
   ctr(args: string[]): Promise<string>;
 }
 
-export function containerdConfig(paths: { root: string; state: string; socket: string; runcRoot: string; cniConfDir: string }): string {
+export function containerdConfig(paths: {
+  root: string;
+  state: string;
+  socket: string;
+  runcRoot: string;
+  cniConfDir: string;
+}): string {
   const cri = 'plugins."io.containerd.grpc.v1.cri"';
   return `version = 2
 root = "${paths.root}"
@@ -70,16 +76,28 @@ export async function startContainerd(timeoutMs = 30_000): Promise<Containerd> {
   for (const d of [root, state, cniConfDir]) mkdirSync(d, { recursive: true });
   const configFile = join(RUN_DIR, 'containerd.toml');
   writeFileSync(configFile, containerdConfig({ root, state, socket, runcRoot, cniConfDir }));
-  record({ CONTAINERD_SOCK: socket, CONTAINERD_STATE: state, CONTAINERD_ROOT: root, RUNC_ROOT: join(runcRoot, 'k8s.io') });
-  const proc = spawnLogged('containerd', 'containerd', ['--config', configFile, '--log-level', 'warn'], join(LOG_DIR, 'containerd.log'));
+  record({
+    CONTAINERD_SOCK: socket,
+    CONTAINERD_STATE: state,
+    CONTAINERD_ROOT: root,
+    RUNC_ROOT: join(runcRoot, 'k8s.io'),
+  });
+  const proc = spawnLogged(
+    'containerd',
+    'containerd',
+    ['--config', configFile, '--log-level', 'warn'],
+    join(LOG_DIR, 'containerd.log'),
+  );
   record({ CONTAINERD_PID: proc.pid });
-  const ctr = (args: string[]) => runOk('ctr', ['--address', socket, '-n', 'k8s.io', ...args], { timeoutMs: 300_000 });
+  const ctr = (args: string[]) =>
+    runOk('ctr', ['--address', socket, '-n', 'k8s.io', ...args], { timeoutMs: 300_000 });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!proc.isRunning()) throw new Error(`[cluster] containerd exited: ${tailFile(proc.logFile)}`);
     const res = await run('ctr', ['--address', socket, 'version'], { timeoutMs: 5000 });
     if (res.code === 0) break;
-    if (Date.now() > deadline) throw new Error(`[cluster] containerd not ready: ${res.stderr}\n${tailFile(proc.logFile)}`);
+    if (Date.now() > deadline)
+      throw new Error(`[cluster] containerd not ready: ${res.stderr}\n${tailFile(proc.logFile)}`);
     await sleep(100);
   }
   return { socket, cniConfDir, process: proc, ctr };

@@ -19,7 +19,9 @@ export interface ClusterDns {
 export function hostsFile(services: { name: string; namespace: string; clusterIP?: string }[]): string {
   return services
     .filter((s) => s.clusterIP && s.clusterIP !== 'None')
-    .map((s) => `${s.clusterIP} ${s.name}.${s.namespace}.svc.${CLUSTER_DOMAIN} ${s.name}.${s.namespace}.svc\n`)
+    .map(
+      (s) => `${s.clusterIP} ${s.name}.${s.namespace}.svc.${CLUSTER_DOMAIN} ${s.name}.${s.namespace}.svc\n`,
+    )
     .sort()
     .join('');
 }
@@ -75,7 +77,8 @@ export async function startDns(kubeConfig: KubeConfig, intervalMs = 500): Promis
   for (;;) {
     if (!proc.isRunning()) throw new Error(`[cluster] dnsmasq exited: ${tailFile(proc.logFile)}`);
     if (await answers()) break;
-    if (Date.now() > deadline) throw new Error(`[cluster] dnsmasq does not answer: ${tailFile(proc.logFile)}`);
+    if (Date.now() > deadline)
+      throw new Error(`[cluster] dnsmasq does not answer: ${tailFile(proc.logFile)}`);
     await sleep(100);
   }
   dnsmasq = proc;

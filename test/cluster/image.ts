@@ -23,7 +23,12 @@ async function sha256File(file: string): Promise<string> {
  * Packs `rootfs` into `outFile` (docker-archive) tagged `ref`. The layer is deterministic:
  * sorted names, numeric root ownership, fixed mtimes.
  */
-export async function packDockerArchive(rootfs: string, ref: string, config: ImageConfig, outFile: string): Promise<void> {
+export async function packDockerArchive(
+  rootfs: string,
+  ref: string,
+  config: ImageConfig,
+  outFile: string,
+): Promise<void> {
   const staging = `${outFile}.staging`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });

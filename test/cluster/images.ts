@@ -1,7 +1,16 @@
 // The cluster's images, built from the host's files, cached by a content hash of their inputs
 // (tar in the cache dir, label on the image in containerd) so reruns skip both build and import.
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clusterCacheDir, IMAGES } from './config.js';
@@ -26,7 +35,9 @@ interface ImageRecipe {
 function listFiles(dir: string, skip: (path: string) => boolean = () => false): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
-    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    )) {
       const p = join(d, entry.name);
       if (skip(p)) continue;
       if (entry.isDirectory()) walk(p);
@@ -65,7 +76,8 @@ async function ensureImage(ctr: Ctr, recipe: ImageRecipe): Promise<void> {
   const name = recipe.ref.replace(/^.*\//, '').replace(/[:]/g, '-');
   const tar = join(dir, `${name}-${hash}.tar`);
   if (!existsSync(tar)) {
-    for (const old of readdirSync(dir)) if (old.startsWith(`${name}-`)) rmSync(join(dir, old), { recursive: true, force: true });
+    for (const old of readdirSync(dir))
+      if (old.startsWith(`${name}-`)) rmSync(join(dir, old), { recursive: true, force: true });
     const rootfs = join(dir, `${name}-${hash}.rootfs`);
     rmSync(rootfs, { recursive: true, force: true });
     mkdirSync(rootfs, { recursive: true });
@@ -89,7 +101,10 @@ function pauseSource(): string {
     join(clusterCacheDir(), '..', 'k8s-1.20.2', 'src', 'build', 'pause', 'linux', 'pause.c'),
   ];
   const found = candidates.find((c) => existsSync(c));
-  if (!found) throw new Error(`[cluster] pause.c not found (looked in ${candidates.join(', ')}); run test/envtest/provision.sh`);
+  if (!found)
+    throw new Error(
+      `[cluster] pause.c not found (looked in ${candidates.join(', ')}); run test/envtest/provision.sh`,
+    );
   return found;
 }
 
@@ -97,7 +112,16 @@ const pause: ImageRecipe = {
   ref: IMAGES.pause,
   inputs: () => [pauseSource()],
   async build(rootfs) {
-    await runOk('gcc', ['-Os', '-Wall', '-Werror', '-static', '-DVERSION=v3.4.1-isthmus', '-o', join(rootfs, 'pause'), pauseSource()]);
+    await runOk('gcc', [
+      '-Os',
+      '-Wall',
+      '-Werror',
+      '-static',
+      '-DVERSION=v3.4.1-isthmus',
+      '-o',
+      join(rootfs, 'pause'),
+      pauseSource(),
+    ]);
   },
   config: { entrypoint: ['/pause'] },
 };
@@ -127,9 +151,14 @@ const project: ImageRecipe = {
     return [
       realpathSync(process.execPath),
       '/usr/sbin/xtables-nft-multi',
-      ...['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', ORIGINAL_DST, RE2_ADDON].map((f) =>
-        join(REPO_ROOT, f),
-      ),
+      ...[
+        'package.json',
+        'package-lock.json',
+        'tsconfig.json',
+        'tsconfig.build.json',
+        ORIGINAL_DST,
+        RE2_ADDON,
+      ].map((f) => join(REPO_ROOT, f)),
       ...srcFiles,
       ...appFiles,
     ];
@@ -142,12 +171,19 @@ const project: ImageRecipe = {
     const app = join(rootfs, 'app');
     mkdirSync(app, { recursive: true });
     // Compile into the image, never into the shared work tree (bin/isthmus.js prefers dist/).
-    const tsc = await run(join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json', '--outDir', join(app, 'dist')], {
-      cwd: REPO_ROOT,
-    });
-    if (!existsSync(join(app, 'dist/cli/main.js'))) throw new Error(`[cluster] tsc produced no dist/cli/main.js: ${tsc.stdout}${tsc.stderr}`);
-    if (tsc.code !== 0) log(`tsc reported errors (emitted anyway):\n${tsc.stdout.split('\n').slice(0, 10).join('\n')}`);
-    for (const f of ['package.json', ...APP_DIRS]) cpSync(join(REPO_ROOT, f), join(app, f), { recursive: true });
+    const tsc = await run(
+      join(REPO_ROOT, 'node_modules/.bin/tsc'),
+      ['-p', 'tsconfig.build.json', '--outDir', join(app, 'dist')],
+      {
+        cwd: REPO_ROOT,
+      },
+    );
+    if (!existsSync(join(app, 'dist/cli/main.js')))
+      throw new Error(`[cluster] tsc produced no dist/cli/main.js: ${tsc.stdout}${tsc.stderr}`);
+    if (tsc.code !== 0)
+      log(`tsc reported errors (emitted anyway):\n${tsc.stdout.split('\n').slice(0, 10).join('\n')}`);
+    for (const f of ['package.json', ...APP_DIRS])
+      cpSync(join(REPO_ROOT, f), join(app, f), { recursive: true });
     cpSync(join(REPO_ROOT, ORIGINAL_DST), join(app, ORIGINAL_DST));
     for (const pkg of productionPackages()) {
       const from = join(REPO_ROOT, pkg);
@@ -161,7 +197,11 @@ const project: ImageRecipe = {
       });
     }
   },
-  config: { entrypoint: ['node', '/app/bin/isthmus.js'], workingDir: '/app', env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'NODE_ENV=production'] },
+  config: {
+    entrypoint: ['node', '/app/bin/isthmus.js'],
+    workingDir: '/app',
+    env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'NODE_ENV=production'],
+  },
 };
 
 const bookinfo: ImageRecipe = {

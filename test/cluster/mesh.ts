@@ -41,12 +41,25 @@ export async function installMesh(cluster: Cluster, timeoutMs = 120_000): Promis
   await cluster.kubectlOk(['apply', ...files], { input: renderConfig(image) });
   await cluster.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
   const rollout = await cluster.kubectl(
-    ['-n', MESH_NAMESPACE, 'rollout', 'status', 'deployment/isthmus-controller', `--timeout=${Math.round(timeoutMs / 1000)}s`],
+    [
+      '-n',
+      MESH_NAMESPACE,
+      'rollout',
+      'status',
+      'deployment/isthmus-controller',
+      `--timeout=${Math.round(timeoutMs / 1000)}s`,
+    ],
     { timeoutMs: timeoutMs + 5000 },
   );
   if (rollout.code !== 0) {
     const pods = await cluster.kubectl(['-n', MESH_NAMESPACE, 'get', 'pods', '-o', 'wide']);
-    const logs = await cluster.kubectl(['-n', MESH_NAMESPACE, 'logs', 'deployment/isthmus-controller', '--tail=40']);
+    const logs = await cluster.kubectl([
+      '-n',
+      MESH_NAMESPACE,
+      'logs',
+      'deployment/isthmus-controller',
+      '--tail=40',
+    ]);
     const describe = await cluster.kubectl(['-n', MESH_NAMESPACE, 'describe', 'pods']);
     throw new Error(
       `[cluster] isthmus-controller did not roll out: ${rollout.stderr}\n${pods.stdout}\n${logs.stdout}${logs.stderr}\n${describe.stdout.slice(-3000)}`,
@@ -63,7 +76,8 @@ export async function installMesh(cluster: Cluster, timeoutMs = 120_000): Promis
     ]);
     const bundles = out.split('\n').filter((l) => l.trim() !== '');
     if (bundles.length >= 2) break;
-    if (Date.now() > deadline) throw new Error('[cluster] webhook caBundles were never filled in by the controller');
+    if (Date.now() > deadline)
+      throw new Error('[cluster] webhook caBundles were never filled in by the controller');
     await sleep(250);
   }
   log(`mesh installed in ${((Date.now() - started) / 1000).toFixed(1)}s (controller image ${image})`);

@@ -72,7 +72,8 @@ export async function setUpNetwork(opts: NetworkOptions): Promise<void> {
   }
 
   const exists = (await run('ip', ['link', 'show', BRIDGE])).code === 0;
-  if (exists) throw new Error(`[cluster] bridge ${BRIDGE} already exists (another cluster? run npm run cluster:down)`);
+  if (exists)
+    throw new Error(`[cluster] bridge ${BRIDGE} already exists (another cluster? run npm run cluster:down)`);
   await runOk('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
   record({ BRIDGE_CREATED: 1 });
   await runOk('ip', ['addr', 'add', `${GATEWAY_IP}/${prefixLength(POD_CIDR)}`, 'dev', BRIDGE]);
@@ -83,11 +84,35 @@ export async function setUpNetwork(opts: NetworkOptions): Promise<void> {
 
   // Pods may talk to pods (and, via DNAT, Services); nothing they send is forwarded elsewhere.
   await insertRule('filter', 'FORWARD', ['-s', POD_CIDR, '!', '-d', POD_CIDR, '-j', 'DROP']);
-  await insertRule('filter', 'FORWARD', ['-d', POD_CIDR, '!', '-s', POD_CIDR, '!', '-i', BRIDGE, '-j', 'DROP']);
+  await insertRule('filter', 'FORWARD', [
+    '-d',
+    POD_CIDR,
+    '!',
+    '-s',
+    POD_CIDR,
+    '!',
+    '-i',
+    BRIDGE,
+    '-j',
+    'DROP',
+  ]);
   writeFileSync(join(opts.cniConfDir, '10-isthmus.conflist'), JSON.stringify(cniConfig(), null, 2));
 }
 
 /** Lets only loopback and pods connect to a TCP port of the node (apiserver, kubelet). */
 export async function guardPort(port: number): Promise<void> {
-  await insertRule('filter', 'INPUT', ['-p', 'tcp', '--dport', String(port), '!', '-i', 'lo', '!', '-s', POD_CIDR, '-j', 'DROP']);
+  await insertRule('filter', 'INPUT', [
+    '-p',
+    'tcp',
+    '--dport',
+    String(port),
+    '!',
+    '-i',
+    'lo',
+    '!',
+    '-s',
+    POD_CIDR,
+    '-j',
+    'DROP',
+  ]);
 }

@@ -3,7 +3,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, type ManagedProcess, spawnLogged } from '../envtest/process.js';
-import { CLUSTER_DOMAIN, GATEWAY_IP, IMAGES, KUBELET_PORT, LOG_DIR, NODE_NAME, POD_CIDR, RUN_DIR } from './config.js';
+import {
+  CLUSTER_DOMAIN,
+  GATEWAY_IP,
+  IMAGES,
+  KUBELET_PORT,
+  LOG_DIR,
+  NODE_NAME,
+  POD_CIDR,
+  RUN_DIR,
+} from './config.js';
 import { record } from './state.js';
 
 export interface NodeProcesses {

@@ -1,6 +1,15 @@
 // Assembles image root filesystems from the host's own files: binaries with the shared libraries
 // `ldd` reports, busybox-static as the shell, and a minimal /etc.
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { runOk } from './exec.js';
 
@@ -74,7 +83,8 @@ export async function addIptables(rootfs: string): Promise<void> {
   const modules = '/usr/lib/x86_64-linux-gnu/xtables';
   for (const so of readdirSync(modules)) await addLibrary(rootfs, join(modules, so));
   // iptables-nft reads protocol and service names
-  for (const f of ['/etc/protocols', '/etc/services', '/etc/ethertypes']) if (existsSync(f)) copyFile(rootfs, f);
+  for (const f of ['/etc/protocols', '/etc/services', '/etc/ethertypes'])
+    if (existsSync(f)) copyFile(rootfs, f);
 }
 
 /** /etc/passwd, group, nsswitch, /tmp; UIDs 1337 (the proxy) and 1000 (the controller) are named. */
@@ -90,7 +100,8 @@ export function addBaseFiles(rootfs: string): void {
   );
   writeFileSync(join(rootfs, 'etc/nsswitch.conf'), 'passwd: files\ngroup: files\nhosts: files dns\n');
   for (const f of ['etc/hosts', 'etc/resolv.conf', 'etc/hostname']) writeFileSync(join(rootfs, f), '');
-  for (const d of ['tmp', 'root', 'proc', 'sys', 'dev', 'var/tmp']) mkdirSync(join(rootfs, d), { recursive: true });
+  for (const d of ['tmp', 'root', 'proc', 'sys', 'dev', 'var/tmp'])
+    mkdirSync(join(rootfs, d), { recursive: true });
   chmodSync(join(rootfs, 'tmp'), 0o1777);
   chmodSync(join(rootfs, 'var/tmp'), 0o1777);
   const certs = '/etc/ssl/certs/ca-certificates.crt';
