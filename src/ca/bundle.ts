@@ -5,9 +5,9 @@
  * signing certificate to a root is verified before anything is signed with it.
  */
 import { X509Certificate } from 'node:crypto';
-import { createSelfSignedCa } from './x509.js';
 import { type Issuer, issuerFromPem } from './certificate.js';
 import { splitCertificates } from './der.js';
+import { createSelfSignedCa } from './x509.js';
 
 export type CaSource = 'self-signed' | 'plugged';
 

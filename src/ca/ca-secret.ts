@@ -8,7 +8,13 @@
  */
 import type { CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import { isApiError } from '../controller/kube.js';
-import { type CaBundle, CaBundleError, type CaMaterial, createSelfSignedMaterial, loadCaBundle } from './bundle.js';
+import {
+  type CaBundle,
+  CaBundleError,
+  type CaMaterial,
+  createSelfSignedMaterial,
+  loadCaBundle,
+} from './bundle.js';
 
 export const SELF_SIGNED_SECRET = 'istio-ca-secret';
 export const PLUGGED_SECRET = 'cacerts';

@@ -3,7 +3,14 @@
  * self-signed root, or an operator's RSA/EC intermediate from `cacerts`). The leaf's public key
  * is copied verbatim from the CSR, so workload keys of any accepted type work.
  */
-import { createHash, createPrivateKey, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  type KeyObject,
+  randomBytes,
+  sign,
+  X509Certificate,
+} from 'node:crypto';
 import { algorithmIdentifier, OID, type SignatureAlgorithm, signatureAlgorithmFor } from './algorithms.js';
 import { generalNames } from './csr.js';
 import {
@@ -12,6 +19,7 @@ import {
   bool,
   bytesOf,
   children,
+  contentOf,
   decodeOid,
   explicit,
   namedBits,
@@ -28,7 +36,6 @@ import {
   toPem,
   unsignedInteger,
   utf8,
-  valueOf,
 } from './der.js';
 
 /** What signing needs from the CA certificate and key, prepared once. */
@@ -64,9 +71,9 @@ export function certificateFields(der: Buffer): CertFields {
     const exts = children(der, extsWrapper)[0]!;
     for (const ext of children(der, exts)) {
       const parts = children(der, ext);
-      if (decodeOid(valueOf(der, parts[0]!)) !== OID.subjectKeyIdentifier) continue;
-      const inner = valueOf(der, parts[parts.length - 1]!); // OCTET STRING holding an OCTET STRING
-      subjectKeyId = Buffer.from(valueOf(inner, readRoot(inner, TAG.octetString)));
+      if (decodeOid(contentOf(der, parts[0]!)) !== OID.subjectKeyIdentifier) continue;
+      const inner = contentOf(der, parts[parts.length - 1]!); // OCTET STRING holding an OCTET STRING
+      subjectKeyId = Buffer.from(contentOf(inner, readRoot(inner, TAG.octetString)));
     }
   }
   return {
@@ -80,7 +87,9 @@ export function certificateFields(der: Buffer): CertFields {
 export function keyIdentifierOf(spkiDer: Buffer): Buffer {
   const spki = readRoot(spkiDer, TAG.sequence);
   const bits = children(spkiDer, spki)[1]!;
-  return createHash('sha1').update(bitStringBytes(valueOf(spkiDer, bits))).digest();
+  return createHash('sha1')
+    .update(bitStringBytes(contentOf(spkiDer, bits)))
+    .digest();
 }
 
 /** Prepares a CA certificate + key for signing; throws when the key does not belong to the cert. */
@@ -128,9 +137,12 @@ function serialNumber(): Buffer {
 
 /** Builds and signs a leaf certificate; returns PEM. */
 export function buildLeafCertificate(issuer: Issuer, spec: LeafSpec): string {
-  const notAfter = spec.notAfter > issuer.notAfter ? issuer.notAfter : spec.notAfter;
+  const notAfter = new Date(Math.min(spec.notAfter.getTime(), issuer.notAfter.getTime()));
   const subject = spec.commonName ? seq(set(seq(oid(OID.commonName), utf8(spec.commonName)))) : seq();
-  const ekus = [...(spec.serverAuth ? [oid(OID.serverAuth)] : []), ...(spec.clientAuth ? [oid(OID.clientAuth)] : [])];
+  const ekus = [
+    ...(spec.serverAuth ? [oid(OID.serverAuth)] : []),
+    ...(spec.clientAuth ? [oid(OID.clientAuth)] : []),
+  ];
   const extensions = [
     extension(OID.basicConstraints, true, seq()),
     // digitalSignature (bit 0), keyEncipherment (bit 2).

@@ -15,16 +15,22 @@ import {
 } from 'node:crypto';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
-import { algorithmIdentifier, OID, rejectWeakKey, signatureAlgorithmByOid, signatureAlgorithmFor } from './algorithms.js';
+import {
+  algorithmIdentifier,
+  OID,
+  rejectWeakKey,
+  signatureAlgorithmByOid,
+  signatureAlgorithmFor,
+} from './algorithms.js';
 import {
   bitString,
   bitStringBytes,
   bytesOf,
   children,
+  contentOf,
   DerError,
   decodeOid,
   expectTag,
-  explicit,
   octetString,
   oid,
   pemBlocks,
@@ -36,7 +42,6 @@ import {
   tlv,
   toPem,
   utf8,
-  valueOf,
 } from './der.js';
 
 export type WorkloadKeyType = 'ec-p256' | 'rsa-2048';
@@ -88,7 +93,10 @@ export function createCsr(privateKey: KeyObject, opts: CsrOptions = {}): string 
   const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
   const subject = opts.commonName ? seq(set(seq(oid(OID.commonName), utf8(opts.commonName)))) : seq();
   const wantsSan = (opts.uris?.length ?? 0) + (opts.dnsNames?.length ?? 0) > 0;
-  const sanRequest = seq(oid(OID.extensionRequest), set(seq(seq(oid(OID.subjectAltName), octetString(generalNames(opts))))));
+  const sanRequest = seq(
+    oid(OID.extensionRequest),
+    set(seq(seq(oid(OID.subjectAltName), octetString(generalNames(opts))))),
+  );
   // `attributes [0] IMPLICIT SET OF Attribute`: the SET's own tag is replaced by [0].
   const info = seq(smallInteger(0), subject, spki, tlv(0xa0, wantsSan ? sanRequest : Buffer.alloc(0)));
   const alg = signatureAlgorithmFor(privateKey);
@@ -141,12 +149,12 @@ export function parseCsr(pem: string): ParsedCsr {
     expectTag(sig, TAG.bitString, 'signature');
     const [version, , spki, attrs] = children(der, info!);
     expectTag(version, TAG.integer, 'version');
-    if (!valueOf(der, version!).equals(Buffer.from([0]))) throw new DerError('CSR version must be 1 (0)');
+    if (!contentOf(der, version!).equals(Buffer.from([0]))) throw new DerError('CSR version must be 1 (0)');
     expectTag(spki, TAG.sequence, 'subjectPKInfo');
     infoDer = bytesOf(der, info!);
     spkiDer = bytesOf(der, spki!);
-    algOid = decodeOid(valueOf(der, expectTag(children(der, algId!)[0], TAG.oid, 'algorithm OID')));
-    signature = bitStringBytes(valueOf(der, sig!));
+    algOid = decodeOid(contentOf(der, expectTag(children(der, algId!)[0], TAG.oid, 'algorithm OID')));
+    signature = bitStringBytes(contentOf(der, sig!));
     requestedUris = attrs ? requestedSanUris(der, attrs) : [];
   } catch (err) {
     if (err instanceof DerError) throw new CsrError('CSR_MALFORMED', `CSR is not valid DER: ${err.message}`);
@@ -181,16 +189,16 @@ function requestedSanUris(der: Buffer, attrs: ReturnType<typeof expectTag>): str
   if (attrs.tag !== 0xa0) return out;
   for (const attr of children(der, attrs)) {
     const [type, values] = children(der, attr);
-    if (!type || !values || decodeOid(valueOf(der, type)) !== OID.extensionRequest) continue;
+    if (!type || !values || decodeOid(contentOf(der, type)) !== OID.extensionRequest) continue;
     for (const exts of children(der, values)) {
       for (const ext of children(der, exts)) {
         const parts = children(der, ext);
-        if (!parts[0] || decodeOid(valueOf(der, parts[0])) !== OID.subjectAltName) continue;
+        if (!parts[0] || decodeOid(contentOf(der, parts[0])) !== OID.subjectAltName) continue;
         const value = parts[parts.length - 1]!;
-        const names = valueOf(der, value);
+        const names = contentOf(der, value);
         const seqTlv = readRoot(names, TAG.sequence);
         for (const gn of children(names, seqTlv)) {
-          if (gn.tag === 0x86) out.push(valueOf(names, gn).toString('ascii'));
+          if (gn.tag === 0x86) out.push(contentOf(names, gn).toString('ascii'));
         }
       }
     }

@@ -64,7 +64,8 @@ export function unsignedInteger(magnitude: Buffer): Buffer {
 export const smallInteger = (n: number): Buffer => unsignedInteger(Buffer.from([n]));
 
 /** BIT STRING with no unused bits (keys, signatures). */
-export const bitString = (bytes: Buffer): Buffer => tlv(TAG.bitString, Buffer.concat([Buffer.from([0]), bytes]));
+export const bitString = (bytes: Buffer): Buffer =>
+  tlv(TAG.bitString, Buffer.concat([Buffer.from([0]), bytes]));
 
 /** A named-bit BIT STRING (keyUsage) from bit numbers (0 = most significant bit of byte 0). */
 export function namedBits(bits: number[]): Buffer {
@@ -145,18 +146,20 @@ export function children(buf: Buffer, parent: Tlv): Tlv[] {
 /** Reads exactly one top-level element spanning the whole buffer and checks its tag. */
 export function readRoot(buf: Buffer, tag: number): Tlv {
   const root = readTlv(buf, 0);
-  if (root.tag !== tag) throw new DerError(`expected tag 0x${tag.toString(16)}, got 0x${root.tag.toString(16)}`);
+  if (root.tag !== tag)
+    throw new DerError(`expected tag 0x${tag.toString(16)}, got 0x${root.tag.toString(16)}`);
   if (root.end !== buf.length) throw new DerError('trailing bytes after the element');
   return root;
 }
 
 export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
   if (!t) throw new DerError(`missing ${what}`);
-  if (t.tag !== tag) throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, got 0x${t.tag.toString(16)}`);
+  if (t.tag !== tag)
+    throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, got 0x${t.tag.toString(16)}`);
   return t;
 }
 
-export const valueOf = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.valueStart, t.end);
+export const contentOf = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.valueStart, t.end);
 export const bytesOf = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.start, t.end);
 
 export function decodeOid(value: Buffer): string {

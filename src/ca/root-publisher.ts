@@ -84,3 +84,44 @@ async function publishOne(core: CoreV1Api, namespace: string, rootCertPem: strin
   }
   throw new Error(`ConfigMap ${namespace}/${ROOT_CONFIGMAP} kept changing while being written`);
 }
+
+export interface RootSync {
+  /** Lists namespaces and publishes once (also what the timer does). */
+  syncNow(): Promise<PublishResult>;
+  stop(): void;
+}
+
+/**
+ * Keeps the root ConfigMap in every namespace by listing namespaces periodically (istiod
+ * resyncs every 60 s too). A stop-gap until the controller's namespace informer calls
+ * publishRootCert on namespace events; cheap (one list + one read per namespace).
+ */
+export function startRootSync(
+  core: CoreV1Api,
+  rootCertPem: () => string,
+  opts: { intervalMs?: number; onResult?: (r: PublishResult) => void; onError?: (err: unknown) => void } = {},
+): RootSync {
+  let running: Promise<PublishResult> | undefined;
+  const syncNow = () => {
+    running ??= (async () => {
+      const list = await core.listNamespace();
+      const names = list.items
+        .filter((n) => n.status?.phase !== 'Terminating')
+        .map((n) => n.metadata?.name)
+        .filter((n): n is string => !!n);
+      return publishRootCert(core, names, rootCertPem());
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const tick = () =>
+    syncNow().then(
+      (r) => opts.onResult?.(r),
+      (err) => opts.onError?.(err),
+    );
+  const timer = setInterval(tick, opts.intervalMs ?? 60_000);
+  timer.unref();
+  void tick();
+  return { syncNow, stop: () => clearInterval(timer) };
+}

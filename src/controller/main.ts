@@ -3,8 +3,14 @@
  * admission webhooks (with a self-managed serving certificate) and keeps their registration
  * current; the reconcile loop, CA and config push join it in later stages.
  */
-import { AdmissionregistrationV1Api, CoreV1Api, VersionApi } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  AuthenticationV1Api,
+  CoreV1Api,
+  VersionApi,
+} from '@kubernetes/client-node';
 import { CONTROLLER_SERVICE, DEFAULT_ROOT_NAMESPACE, PORTS } from '../api/mesh.js';
+import { type RunningMeshCa, startMeshCa } from '../ca/index.js';
 import { defaultInjectContext, injectAdmission } from '../inject/index.js';
 import type { Pod } from '../inject/types.js';
 import { createLogger } from '../util/log.js';
@@ -28,10 +34,13 @@ export interface ControllerOptions {
   register: boolean;
   /** Image injected as sidecar and init container (default: this release's image). */
   proxyImage?: string;
+  /** Serve the mesh CA (POST /v1/certificates) on this port (15012 in-cluster); unset = no CA. */
+  caPort?: number;
 }
 
 export interface RunningController {
   admission: AdmissionServer;
+  ca?: RunningMeshCa;
   stop(): Promise<void>;
 }
 
@@ -103,10 +112,29 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     timer = setInterval(reconcileRegistration, REGISTRATION_INTERVAL_MS);
     timer.unref();
   }
+  // The CA (after registration, so a broken `cacerts` never holds up the webhooks): root from
+  // Secret cacerts / istio-ca-secret, istio-ca-root-cert synced into namespaces every 60 s until
+  // the namespace informer publishes on events.
+  const ca =
+    opts.caPort === undefined
+      ? undefined
+      : await retry('start the mesh CA', log, () =>
+          startMeshCa({
+            core,
+            authn: kc.makeApiClient(AuthenticationV1Api),
+            namespace: opts.namespace,
+            port: opts.caPort!,
+            ...(opts.webhookHost ? { host: opts.webhookHost } : {}),
+            rootSyncIntervalMs: 60_000,
+          }),
+        );
+
   return {
     admission,
+    ...(ca ? { ca } : {}),
     async stop() {
       if (timer) clearInterval(timer);
+      await ca?.close();
       await admission.close();
     },
   };

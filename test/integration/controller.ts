@@ -49,6 +49,8 @@ export async function startController(
       '127.0.0.1',
       '--webhook-url',
       `https://127.0.0.1:${p}`,
+      '--ca-port',
+      String(await freePort()),
       ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },

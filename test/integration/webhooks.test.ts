@@ -37,7 +37,13 @@ describe('validating and mutating webhooks on a real apiserver @integration', fu
     expect(established.code, established.stderr).to.equal(0);
     // Install like a user (every file of config/ and webhooks/ is a Kubernetes object); the
     // controller then runs out of cluster and re-points the webhooks at itself by URL.
-    const install = await kubectl(['apply', '-f', join(PROJECT_ROOT, 'config'), '-f', join(PROJECT_ROOT, 'webhooks')]);
+    const install = await kubectl([
+      'apply',
+      '-f',
+      join(PROJECT_ROOT, 'config'),
+      '-f',
+      join(PROJECT_ROOT, 'webhooks'),
+    ]);
     expect(install.code, install.stderr).to.equal(0);
     for (const name of ['shop', 'plain']) await kubectl(['create', 'namespace', name]);
     controller = await startController(cp);

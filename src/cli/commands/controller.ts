@@ -21,6 +21,11 @@ export function register(program: Command): void {
       '--webhook-url <url>',
       'register webhooks at this base URL instead of the Service (out-of-cluster runs)',
     )
+    .option(
+      '--ca-port <port>',
+      'HTTPS port of the mesh CA (CSR signing); 0 turns it off',
+      String(PORTS.controlPlaneXds),
+    )
     .option('--proxy-image <image>', 'image injected as istio-proxy and istio-init')
     .option('--no-register', 'do not create/update the webhook configurations')
     .action(
@@ -32,11 +37,15 @@ export function register(program: Command): void {
         webhookHost: string;
         webhookUrl?: string;
         proxyImage?: string;
+        caPort: string;
         register: boolean;
       }) => {
         const port = Number(opts.webhookPort);
         if (!Number.isInteger(port) || port < 0 || port > 65535)
           throw new Error(`--webhook-port ${opts.webhookPort} is not a port number`);
+        const caPort = Number(opts.caPort);
+        if (!Number.isInteger(caPort) || caPort < 0 || caPort > 65535)
+          throw new Error(`--ca-port ${opts.caPort} is not a port number`);
         // Loaded on use: @kubernetes/client-node takes ~1 s to import, which other commands should not pay.
         const { runController } = await import('../../controller/main.js');
         const running = await runController({
@@ -48,6 +57,7 @@ export function register(program: Command): void {
           ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
           register: opts.register,
           ...(opts.proxyImage ? { proxyImage: opts.proxyImage } : {}),
+          ...(caPort ? { caPort } : {}),
         });
         const shutdown = () => {
           running.stop().finally(() => process.exit(0));
