@@ -24,6 +24,9 @@ export const ConnectionPoolSchema = Obj(
     http1MaxPendingRequests: Opt(Count('Requests queued waiting for a connection; overflow = 503 UO.')),
     http2MaxRequests: Opt(Count('Max concurrent requests to the cluster.')),
     maxRequestsPerConnection: Opt(Count('0 = unlimited.')),
+    maxConcurrentStreams: Opt(
+      Count('HTTP/2 upstream: max concurrent streams per connection (also capped by the peer SETTINGS).'),
+    ),
     maxRetries: Opt(Count('Max concurrent retries across the cluster.')),
     idleTimeoutMs: Opt(Count('Close idle upstream connections after this long.')),
   },
@@ -55,7 +58,13 @@ export const ClusterSchema = Obj({
   name: NonEmpty('Envoy-style: outbound|9080|v1|reviews.shop.svc.cluster.local (see names.ts).'),
   service: Opt(ServiceRefSchema),
   lbPolicy: Opt(Enum(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'PASSTHROUGH'], 'Default ROUND_ROBIN.')),
-  upstreamProtocol: Opt(Enum(['http1', 'http2'], 'Default http1.')),
+  upstreamProtocol: Opt(
+    Enum(
+      ['http1', 'http2', 'auto'],
+      'Default http1. http2 = h2c (h2 over TLS with the mTLS work); auto = the downstream ' +
+        "request's protocol (Envoy USE_DOWNSTREAM_PROTOCOL).",
+    ),
+  ),
   connectTimeoutMs: Opt(Count('Default 10000 (Istio).')),
   connectionPool: Opt(ConnectionPoolSchema),
   outlierDetection: Opt(OutlierDetectionSchema),

@@ -46,7 +46,7 @@ export const RETRY_ON = [
   'retriable-4xx',
   'refused-stream',
   'retriable-status-codes',
-  // gRPC conditions: accepted now, acted on when the gRPC path lands.
+  // gRPC conditions: grpc-status of the response headers (trailers-only replies), gRPC requests only.
   'cancelled',
   'deadline-exceeded',
   'internal',
@@ -116,10 +116,17 @@ export type DirectResponse = Static<typeof DirectResponseSchema>;
 export const FaultSchema = Obj({
   delay: Opt(Obj({ fixedDelayMs: Count(), percentage: Opt(Percent('Default 100.')) })),
   abort: Opt(
-    Obj({
-      httpStatus: Type.Integer({ minimum: 200, maximum: 599 }),
-      percentage: Opt(Percent('Default 100.')),
-    }),
+    Obj(
+      {
+        httpStatus: Opt(Type.Integer({ minimum: 200, maximum: 599 })),
+        grpcStatus: Opt(
+          Type.Integer({ minimum: 0, maximum: 16, description: 'gRPC status code (UNAVAILABLE = 14).' }),
+        ),
+        percentage: Opt(Percent('Default 100.')),
+      },
+      'At least one of httpStatus, grpcStatus. gRPC requests get grpcStatus (else the mapped ' +
+        'httpStatus) as a trailers-only reply; other requests get httpStatus (else the mapped grpcStatus).',
+    ),
   ),
 });
 export type Fault = Static<typeof FaultSchema>;

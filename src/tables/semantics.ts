@@ -132,6 +132,9 @@ function checkRoute(r: Route, p: string, clusters: Set<string>, err: Err): void 
   if (r.redirect?.path !== undefined && r.redirect.pathPrefix !== undefined) {
     err(`${p}.redirect`, 'set only one of path and pathPrefix');
   }
+  const ab = r.fault?.abort;
+  if (ab && ab.httpStatus === undefined && ab.grpcStatus === undefined)
+    err(`${p}.fault.abort`, 'set httpStatus or grpcStatus');
   const f = r.forward;
   if (!f) return;
   if (f.clusters.length === 0) err(`${p}.forward.clusters`, 'at least one cluster is required');

@@ -1,0 +1,104 @@
+/**
+ * DestinationRule traffic policy -> cluster settings. Inheritance follows Istio's
+ * MergeSubsetTrafficPolicy: a matching port-level setting replaces the four policy fields
+ * (connectionPool, loadBalancer, outlierDetection, tls) of its level as a whole (omitted ones
+ * fall back to defaults, not to the level above); then each field a subset sets overrides.
+ */
+import type { TrafficPolicy } from '../api/networking/destination-rule.js';
+import type { Cluster, ConnectionPool, OutlierDetection } from '../tables/index.js';
+import { durationMs } from './durations.js';
+import type { Warn } from './warnings.js';
+
+type Fields = Pick<TrafficPolicy, 'connectionPool' | 'loadBalancer' | 'outlierDetection' | 'tls'>;
+
+function portLevel(
+  policy: TrafficPolicy | undefined,
+  port: number,
+): { policy: Fields | undefined; hasPort: boolean } {
+  if (!policy) return { policy: undefined, hasPort: false };
+  const p = policy.portLevelSettings?.find((s) => s.port?.number === port);
+  if (!p) return { policy, hasPort: false };
+  return {
+    policy: {
+      connectionPool: p.connectionPool,
+      loadBalancer: p.loadBalancer,
+      outlierDetection: p.outlierDetection,
+      tls: p.tls,
+    },
+    hasPort: true,
+  };
+}
+
+export function effectivePolicy(
+  top: TrafficPolicy | undefined,
+  subset: TrafficPolicy | undefined,
+  port: number,
+): Fields {
+  const base = portLevel(top, port).policy ?? {};
+  if (!subset) return { ...base };
+  const { policy: sub, hasPort } = portLevel(subset, port);
+  const s = sub ?? {};
+  return {
+    connectionPool: s.connectionPool || hasPort ? s.connectionPool : base.connectionPool,
+    loadBalancer: s.loadBalancer || hasPort ? s.loadBalancer : base.loadBalancer,
+    outlierDetection: s.outlierDetection || hasPort ? s.outlierDetection : base.outlierDetection,
+    tls: s.tls || hasPort ? s.tls : base.tls,
+  };
+}
+
+const LB: Record<string, Cluster['lbPolicy']> = {
+  ROUND_ROBIN: 'ROUND_ROBIN',
+  LEAST_CONN: 'LEAST_REQUEST',
+  LEAST_REQUEST: 'LEAST_REQUEST',
+  RANDOM: 'RANDOM',
+  PASSTHROUGH: 'PASSTHROUGH',
+};
+
+/** Cluster fields from an effective policy. `where` names the rule for warnings. */
+export function clusterSettings(p: Fields, where: string, warn: Warn): Partial<Cluster> {
+  const out: Partial<Cluster> = {};
+  const lb = p.loadBalancer;
+  if (lb?.simple && LB[lb.simple]) out.lbPolicy = LB[lb.simple];
+  if (lb?.consistentHash)
+    warn(where, 'loadBalancer.consistentHash is not supported yet; using the default balancer');
+  if (lb?.localityLbSetting) warn(where, 'loadBalancer.localityLbSetting is not supported yet');
+
+  const cp = p.connectionPool;
+  const connect = durationMs(cp?.tcp?.connectTimeout);
+  if (connect !== undefined) out.connectTimeoutMs = connect;
+  const pool: ConnectionPool = {};
+  if (cp?.tcp?.maxConnections !== undefined) pool.maxConnections = cp.tcp.maxConnections;
+  if (cp?.http?.http1MaxPendingRequests !== undefined)
+    pool.http1MaxPendingRequests = cp.http.http1MaxPendingRequests;
+  if (cp?.http?.http2MaxRequests !== undefined) pool.http2MaxRequests = cp.http.http2MaxRequests;
+  if (cp?.http?.maxRequestsPerConnection !== undefined)
+    pool.maxRequestsPerConnection = cp.http.maxRequestsPerConnection;
+  if (cp?.http?.maxRetries !== undefined) pool.maxRetries = cp.http.maxRetries;
+  if (cp?.http?.maxConcurrentStreams !== undefined) pool.maxConcurrentStreams = cp.http.maxConcurrentStreams;
+  const idle = durationMs(cp?.http?.idleTimeout ?? cp?.tcp?.idleTimeout);
+  if (idle !== undefined) pool.idleTimeoutMs = idle;
+  if (Object.keys(pool).length) out.connectionPool = pool;
+  if (cp?.http?.h2UpgradePolicy === 'UPGRADE') out.upstreamProtocol = 'http2';
+  if (cp?.http?.useClientProtocol) out.upstreamProtocol = 'auto';
+
+  const od = p.outlierDetection;
+  if (od) {
+    const o: OutlierDetection = {};
+    const c5 = od.consecutive5xxErrors ?? od.consecutiveErrors;
+    if (c5 !== undefined) o.consecutive5xxErrors = c5;
+    if (od.consecutiveGatewayErrors !== undefined) o.consecutiveGatewayErrors = od.consecutiveGatewayErrors;
+    const interval = durationMs(od.interval);
+    if (interval !== undefined) o.intervalMs = interval;
+    const base = durationMs(od.baseEjectionTime);
+    if (base !== undefined) o.baseEjectionTimeMs = base;
+    if (od.maxEjectionPercent !== undefined)
+      o.maxEjectionPercent = Math.min(100, Math.max(0, od.maxEjectionPercent));
+    if (od.minHealthPercent !== undefined)
+      o.minHealthPercent = Math.min(100, Math.max(0, od.minHealthPercent));
+    out.outlierDetection = o;
+  }
+
+  const tls = p.tls;
+  if (tls?.mode && tls.mode !== 'DISABLE') out.tls = { mode: tls.mode, ...(tls.sni ? { sni: tls.sni } : {}) };
+  return out;
+}
