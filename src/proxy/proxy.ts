@@ -5,13 +5,21 @@
  * Prometheus. Pipeline: listener -> http handler -> router -> cluster -> balancer -> endpoint.
  */
 import type http from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
-import { type EndpointTable, type TableError, validateEndpoints, validateTables } from '../tables/index.js';
+import {
+  type EndpointTable,
+  type TableError,
+  validateEndpoints,
+  validateTables,
+  type Workload,
+} from '../tables/index.js';
 import { type AdminTarget, adminRoute, healthRoute, prometheusRoute, serve } from './admin/admin-server.js';
 import { type ConfigStatus, clustersJson, clustersText, proxyPrometheus, statsText } from './admin/views.js';
 import { type ListenerBindOptions, ListenerManager } from './http/listeners.js';
 import { createLogger, type LogLevel } from './log.js';
 import { Snapshot } from './snapshot.js';
+import { type TcpOptions, TcpProxy } from './tcp/index.js';
 import { IstioMetrics } from './telemetry/istio-metrics.js';
 import { ClusterRegistry } from './upstream/registry.js';
 
@@ -30,6 +38,11 @@ export interface ProxyOptions {
   logger?: Logger;
   /** Called after POST /quitquitquit has stopped the proxy (the CLI exits there). */
   onQuit?: () => void;
+  /** This workload, for metrics labels, until a config brings its own `node` (sidecar: from env). */
+  node?: Workload;
+  /** Ready before any config arrived (sidecar mode: passthrough works without config). */
+  readyWithoutConfig?: boolean;
+  tcp?: TcpOptions;
 }
 
 export type ApplyResult =
@@ -48,6 +61,10 @@ export class SidecarProxy implements AdminTarget {
   private draining = false;
   private applying: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** Extra readiness conditions (capture listeners bound; later: first config, certificate). */
+  private readonly readiness: Array<() => boolean> = [];
+  /** TCP listeners, TLS passthrough, sniffing and original-destination passthrough (tcp/). */
+  readonly tcp: TcpProxy;
   readonly status: ConfigStatus = {
     version: '',
     accepted: 0,
@@ -61,6 +78,21 @@ export class SidecarProxy implements AdminTarget {
   constructor(private readonly opts: ProxyOptions = {}) {
     this.log = opts.logger ?? createLogger(opts.logLevel ?? 'info');
     this.listeners = new ListenerManager(opts.listeners ?? {}, this.metrics, this.log, () => this.snapshot);
+    this.tcp = new TcpProxy(opts.listeners ?? {}, this.log, () => this.snapshot, this, opts.tcp);
+    if (opts.node) {
+      this.metrics.setNode(opts.node);
+      this.tcp.metrics.setNode(opts.node);
+    }
+  }
+
+  /** Hands a connection accepted elsewhere to an HTTP listener's server (see tcp/, sidecar/). */
+  acceptHttp(listener: string, socket: Socket, h2: boolean): boolean {
+    return this.listeners.accept(listener, socket, h2);
+  }
+
+  /** Adds a condition /healthz/ready and /ready wait for. */
+  addReadinessCheck(check: () => boolean): void {
+    this.readiness.push(check);
   }
 
   /** Starts the admin, Prometheus and health servers (listeners come with the config). */
@@ -123,12 +155,14 @@ export class SidecarProxy implements AdminTarget {
       return this.reject(version, [{ path: '', message: `compile failed: ${message}` }], 'tables');
     }
     this.registry.commit(clusters, v.value.endpoints);
-    this.metrics.setNode(v.value.node);
+    this.metrics.setNode(v.value.node ?? this.opts.node);
+    this.tcp.metrics.setNode(v.value.node ?? this.opts.node);
     this.snapshot = next;
     this.status.version = next.version;
     this.status.accepted++;
     try {
       await this.listeners.sync(v.value.listeners);
+      await this.tcp.sync(v.value.listeners);
     } catch (err) {
       // The routes are live; a listener that failed to bind is an operational error.
       this.log.error(`listener bind failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -165,7 +199,7 @@ export class SidecarProxy implements AdminTarget {
     if (this.stopped) return;
     this.stopped = true;
     this.draining = true;
-    await this.listeners.close(drainMs);
+    await Promise.all([this.listeners.close(drainMs), this.tcp.close(drainMs)]);
     await this.registry.close();
     for (const s of this.servers) {
       s.close();
@@ -179,7 +213,9 @@ export class SidecarProxy implements AdminTarget {
       version: this.status.version,
       tables: this.status.accepted ? this.snapshot.tables : null,
       endpoints: this.endpointTable,
-      unsupportedListeners: Object.fromEntries(this.listeners.unsupported),
+      unsupportedListeners: Object.fromEntries(
+        [...this.listeners.unsupported].filter(([, why]) => !/protocol (tcp|tls) /.test(why)),
+      ),
       status: this.status,
     };
   }
@@ -194,10 +230,14 @@ export class SidecarProxy implements AdminTarget {
     return statsText(this.registry.all(), ls, this.status);
   }
   prometheus(): string {
-    return this.metrics.render() + proxyPrometheus(this.registry.all(), this.status);
+    return (
+      this.metrics.render() + this.tcp.metrics.render() + proxyPrometheus(this.registry.all(), this.status)
+    );
   }
   isReady(): boolean {
-    return this.status.accepted > 0 && !this.draining;
+    if (this.draining || (this.status.accepted === 0 && !this.opts.readyWithoutConfig)) return false;
+    for (const check of this.readiness) if (!check()) return false;
+    return true;
   }
   logLevel(): string {
     return this.log.level;

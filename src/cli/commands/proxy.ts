@@ -3,6 +3,11 @@
  *   isthmus proxy --config routes.json [--endpoints endpoints.json] [--watch]
  * The files hold the compiled tables (src/tables), JSON or YAML. With --watch a changed file is
  * re-validated and hot-swapped; a bad edit is rejected and the running config stays.
+ *
+ * `isthmus proxy sidecar [--domain d] [--proxyLogLevel l] [--config f]`: what the injected
+ * istio-proxy container runs: capture listeners 15001/15006, passthrough by original destination
+ * until (and beyond) a config, agent status server 15020. Istio flags it does not use are
+ * accepted and ignored (logged at debug).
  */
 
 import { unwatchFile, watchFile } from 'node:fs';
@@ -10,13 +15,17 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse } from 'yaml';
 import { SidecarProxy } from '../../proxy/index.js';
-import { isLogLevel } from '../../proxy/log.js';
+import { createLogger, isLogLevel, type LogLevel } from '../../proxy/log.js';
+import { Sidecar } from '../../proxy/sidecar/index.js';
 import { formatErrors } from '../../tables/index.js';
 
-interface ProxyCliOptions {
-  config: string;
+interface ConfigOptions {
+  config?: string;
   endpoints?: string;
   watch?: boolean;
+}
+
+interface ProxyCliOptions extends ConfigOptions {
   adminPort: string;
   statsPort: string;
   healthPort: string;
@@ -24,6 +33,22 @@ interface ProxyCliOptions {
   bindAddress?: string;
   listenerPort: string[];
   logLevel: string;
+  drainMs: string;
+}
+
+interface SidecarCliOptions extends ConfigOptions {
+  domain?: string;
+  proxyLogLevel?: string;
+  logLevel?: string;
+  outboundPort: string;
+  inboundPort: string;
+  adminPort: string;
+  statsPort: string;
+  healthPort: string;
+  statusPort: string;
+  bindAddress: string;
+  adminAddress: string;
+  ipv6?: boolean;
   drainMs: string;
 }
 
@@ -45,15 +70,74 @@ function listenerPorts(pairs: string[]): Record<string, number> {
   return out;
 }
 
+/** Istio's proxy log levels (trace..off) mapped onto ours. */
+export function istioLogLevel(level: string): LogLevel | undefined {
+  const l = level.toLowerCase();
+  if (isLogLevel(l)) return l;
+  if (l === 'trace') return 'debug';
+  if (l === 'warning') return 'warn';
+  if (l === 'critical' || l === 'off') return 'error';
+  return undefined;
+}
+
 async function load(path: string): Promise<unknown> {
   return parse(await readFile(path, 'utf8'));
 }
 
+/**
+ * Applies the config files (endpoints after tables) and, with --watch, re-applies them on
+ * change. Resolves false when the first apply was rejected. Returns the unwatch function.
+ */
+async function attachConfig(
+  proxy: SidecarProxy,
+  o: ConfigOptions,
+): Promise<{ ok: boolean; unwatch: () => void }> {
+  const config = o.config;
+  if (config === undefined) return { ok: true, unwatch: () => {} };
+  const applyConfig = async (): Promise<boolean> => {
+    const result = await proxy.applyTables(await load(config));
+    if (!result.ok)
+      process.stderr.write(`isthmus proxy: ${config} rejected:\n${formatErrors(result.errors)}\n`);
+    return result.ok;
+  };
+  const applyEndpoints = async (): Promise<boolean> => {
+    if (!o.endpoints) return true;
+    const result = proxy.applyEndpoints(await load(o.endpoints));
+    if (!result.ok)
+      process.stderr.write(`isthmus proxy: ${o.endpoints} rejected:\n${formatErrors(result.errors)}\n`);
+    return result.ok;
+  };
+  // Config first: its inline endpoints (if any) are then overridden by the endpoints file.
+  const ok = (await applyConfig()) && (await applyEndpoints());
+  const files = [config, ...(o.endpoints ? [o.endpoints] : [])];
+  if (o.watch) {
+    // Polling survives the symlink swap Kubernetes uses to update mounted ConfigMaps.
+    for (const file of files) {
+      watchFile(file, { interval: 1000 }, () => {
+        const apply =
+          file === config ? () => applyConfig().then((ok) => ok && applyEndpoints()) : applyEndpoints;
+        apply().catch((err: unknown) => proxy.log.error(`reload of ${file} failed: ${String(err)}`));
+      });
+    }
+  }
+  return {
+    ok,
+    unwatch: () => {
+      for (const file of files) unwatchFile(file);
+    },
+  };
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
 export function register(program: Command): void {
-  program
+  const proxy = program
     .command('proxy')
-    .description('Run the sidecar proxy on a static compiled config (like envoy -c)')
-    .requiredOption('-c, --config <file>', 'compiled tables (JSON or YAML, apiVersion isthmus.io/tables/v1)')
+    .description(
+      'Run the sidecar proxy on a static compiled config (like envoy -c); `proxy sidecar` for pods',
+    )
+    .enablePositionalOptions()
+    .option('-c, --config <file>', 'compiled tables (JSON or YAML, apiVersion isthmus.io/tables/v1)')
     .option(
       '--endpoints <file>',
       'endpoint table (apiVersion isthmus.io/endpoints/v1); overrides inline endpoints',
@@ -67,12 +151,14 @@ export function register(program: Command): void {
     .option(
       '--listener-port <name=port>',
       'bind a listener (by name or logical port) elsewhere; repeatable',
-      (v: string, acc: string[]) => [...acc, v],
+      collect,
       [] as string[],
     )
     .option('--log-level <level>', 'error, warn, info or debug', 'info')
     .option('--drain-ms <ms>', 'on SIGTERM, time allowed for in-flight requests', '5000')
     .action(async (o: ProxyCliOptions) => {
+      if (!o.config)
+        throw new Error("required option '-c, --config <file>' not specified (or use `proxy sidecar`)");
       if (!isLogLevel(o.logLevel)) throw new Error(`--log-level: unknown level ${o.logLevel}`);
       const drainMs = Number(o.drainMs);
       const proxy = new SidecarProxy({
@@ -88,41 +174,82 @@ export function register(program: Command): void {
         onQuit: () => process.exit(0),
       });
       await proxy.start();
-
-      const applyConfig = async (): Promise<boolean> => {
-        const result = await proxy.applyTables(await load(o.config));
-        if (!result.ok)
-          process.stderr.write(`isthmus proxy: ${o.config} rejected:\n${formatErrors(result.errors)}\n`);
-        return result.ok;
-      };
-      const applyEndpoints = async (): Promise<boolean> => {
-        if (!o.endpoints) return true;
-        const result = proxy.applyEndpoints(await load(o.endpoints));
-        if (!result.ok)
-          process.stderr.write(`isthmus proxy: ${o.endpoints} rejected:\n${formatErrors(result.errors)}\n`);
-        return result.ok;
-      };
-      // Config first: its inline endpoints (if any) are then overridden by the endpoints file.
-      if (!(await applyConfig()) || !(await applyEndpoints())) {
+      const { ok, unwatch } = await attachConfig(proxy, o);
+      if (!ok) {
         await proxy.stop(0);
         process.exitCode = 1;
         return;
       }
-
-      const files = [o.config, ...(o.endpoints ? [o.endpoints] : [])];
-      if (o.watch) {
-        // Polling survives the symlink swap Kubernetes uses to update mounted ConfigMaps.
-        for (const file of files) {
-          watchFile(file, { interval: 1000 }, () => {
-            const apply =
-              file === o.config ? () => applyConfig().then((ok) => ok && applyEndpoints()) : applyEndpoints;
-            apply().catch((err: unknown) => proxy.log.error(`reload of ${file} failed: ${String(err)}`));
-          });
-        }
-      }
       const shutdown = () => {
-        for (const file of files) unwatchFile(file);
+        unwatch();
         void proxy.stop(drainMs).then(() => process.exit(0));
+      };
+      process.once('SIGTERM', shutdown);
+      process.once('SIGINT', shutdown);
+    });
+
+  proxy
+    .command('sidecar')
+    .description(
+      'Run as the injected sidecar: capture listeners 15001/15006 (passthrough by original destination ' +
+        'until a config says otherwise), admin 15000, metrics 15090, health 15021, agent 15020',
+    )
+    .option('--domain <domain>', 'DNS search domain of the pod (Istio flag; informational)')
+    .option('--proxyLogLevel <level>', 'Istio log level: trace, debug, info, warning, error, critical, off')
+    .option('--log-level <level>', 'error, warn, info or debug (overrides --proxyLogLevel)')
+    .option('-c, --config <file>', 'static compiled tables to apply at start (optional)')
+    .option('--endpoints <file>', 'endpoint table to apply after the tables')
+    .option('-w, --watch', 'reload the files when they change')
+    .option('--outbound-port <port>', 'outbound capture port', '15001')
+    .option('--inbound-port <port>', 'inbound capture port', '15006')
+    .option('--admin-port <port>', 'admin port, "off" to disable', '15000')
+    .option('--stats-port <port>', 'Prometheus port, "off" to disable', '15090')
+    .option('--health-port <port>', 'health port, "off" to disable', '15021')
+    .option('--status-port <port>', 'agent status port, "off" to disable', '15020')
+    .option('--bind-address <addr>', 'IPv4 address of the capture and service listeners', '0.0.0.0')
+    .option('--admin-address <addr>', 'admin bind address (keep it pod-local)', '127.0.0.1')
+    .option('--no-ipv6', 'do not listen on :: even when the pod has IPv6')
+    .option('--drain-ms <ms>', 'on SIGTERM or /quitquitquit, time allowed for in-flight work', '5000')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (o: SidecarCliOptions, cmd: Command) => {
+      const levelFlag = o.logLevel ?? o.proxyLogLevel ?? 'info';
+      const level = istioLogLevel(levelFlag);
+      if (level === undefined) throw new Error(`unknown log level ${levelFlag}`);
+      const log = createLogger(level);
+      if (cmd.args.length > 0)
+        log.debug(`ignoring flags/arguments not used by isthmus: ${cmd.args.join(' ')}`);
+      if (o.domain) log.debug(`pod domain ${o.domain}`);
+      const drainMs = Number(o.drainMs);
+      const outbound = port(o.outboundPort, '--outbound-port');
+      const inbound = port(o.inboundPort, '--inbound-port');
+      if (outbound === null || inbound === null) throw new Error('capture ports cannot be off');
+      const sidecar = await Sidecar.start({
+        logger: log,
+        ports: {
+          outbound,
+          inbound,
+          admin: port(o.adminPort, '--admin-port'),
+          stats: port(o.statsPort, '--stats-port'),
+          health: port(o.healthPort, '--health-port'),
+          status: port(o.statusPort, '--status-port'),
+        },
+        bindAddress: o.bindAddress,
+        adminAddress: o.adminAddress,
+        ...(o.ipv6 === false ? { ipv6: false } : {}),
+        drainMs,
+        onExit: (code) => process.exit(code),
+      });
+      const p = sidecar.proxy;
+      log.info(
+        `sidecar started: outbound ${sidecar.outboundPort}, inbound ${sidecar.inboundPort}, admin ${p.adminPort}, ` +
+          `stats ${p.statsPort}, health ${p.healthPort}, status ${sidecar.status?.port ?? 'off'}`,
+      );
+      // A bad config file is logged and ignored: passthrough keeps the pod working.
+      const { unwatch } = await attachConfig(sidecar.proxy, o);
+      const shutdown = () => {
+        unwatch();
+        void sidecar.stop(drainMs).then(() => process.exit(0));
       };
       process.once('SIGTERM', shutdown);
       process.once('SIGINT', shutdown);

@@ -8,10 +8,13 @@
  */
 import type { EndpointState } from '../upstream/endpoint.js';
 
+/** Flat response headers/trailers: Buffers from undici, strings from the HTTP/2 pool. */
+export type RawHeaders = ReadonlyArray<Buffer | string>;
+
 export interface AttemptOwner {
-  attemptHeaders(a: Attempt, status: number, raw: Buffer[], resume: () => void): boolean;
+  attemptHeaders(a: Attempt, status: number, raw: RawHeaders, resume: () => void): boolean;
   attemptData(a: Attempt, chunk: Buffer): boolean;
-  attemptComplete(a: Attempt): void;
+  attemptComplete(a: Attempt, trailers: RawHeaders | null): void;
   attemptError(a: Attempt, err: Error): void;
 }
 
@@ -52,7 +55,7 @@ export class Attempt {
     if (this.cancelled) abort(this.cancelReason ?? new Error('cancelled'));
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+  onHeaders(status: number, raw: RawHeaders, resume: () => void): boolean {
     if (this.cancelled) return true;
     return this.owner.attemptHeaders(this, status, raw, resume);
   }
@@ -62,10 +65,10 @@ export class Attempt {
     return this.owner.attemptData(this, chunk);
   }
 
-  onComplete(): void {
+  onComplete(trailers?: RawHeaders | null): void {
     if (this.ended) return;
     this.ended = true;
-    this.owner.attemptComplete(this);
+    this.owner.attemptComplete(this, trailers ?? null);
   }
 
   onError(err: Error): void {

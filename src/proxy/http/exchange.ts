@@ -11,16 +11,19 @@
  */
 import type { Readable } from 'node:stream';
 import { Body, Flag } from '../flags.js';
-import type { Http1Stream, StreamOwner } from '../http1/stream.js';
+import type { StreamOwner } from '../http1/stream.js';
+import { GrpcStatus, grpcStatusOf, retriableGrpc } from '../http2/grpc.js';
 import type { CompiledForward, CompiledRoute, Target } from '../router/compiled.js';
+import { Protocol } from '../telemetry/istio-metrics.js';
 import type { ClusterState, SlotWaiter } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
-import { Attempt, type AttemptOwner } from './attempt.js';
+import { Attempt, type AttemptOwner, type RawHeaders } from './attempt.js';
+import type { Downstream } from './downstream.js';
 import { onBackoffDone, onDelayDone, onRouteTimeout, onTryTimeout, roll } from './exchange-events.js';
-import { appendCorsHeaders, writeLocal } from './local-reply.js';
+import { appendCorsHeaders, localGrpcStatus, writeLocal } from './local-reply.js';
 import type { RequestRecorder } from './recorder.js';
 import { backoffMs, FailureKind, retriableFailure, retriableStatus } from './retry.js';
-import { copyResponseHeaders, sendMirrors } from './upstream-io.js';
+import { copyResponseHeaders, copyTrailers, sendMirrors } from './upstream-io.js';
 
 export const RESPONSE_BUFFER_LIMIT = 64 * 1024;
 
@@ -31,8 +34,13 @@ class ProxyTimeout extends Error {
 }
 const DOWNSTREAM_GONE = new Error('downstream closed');
 
+/** A streamed request body that kept a copy of itself (HTTP/2 downstream), for retries. */
+interface ReplayableBody {
+  replay(): Buffer | null;
+}
+
 export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
-  readonly res: Http1Stream;
+  readonly res: Downstream;
   readonly route: CompiledRoute;
   readonly fwd: CompiledForward;
   readonly target: Target;
@@ -43,6 +51,9 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
   readonly headers: string[];
   readonly corsOrigin: string | null;
   readonly startMs: number;
+  /** gRPC request: gRPC local replies, gRPC retry conditions, grpc_response_status. */
+  readonly grpc: boolean;
+  grpcStatus = -1;
   endpoint: EndpointState | null = null;
   body: Buffer | Readable | null;
   replayable: boolean;
@@ -64,7 +75,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
   bodyChunks: Buffer[] | null = null;
 
   constructor(
-    res: Http1Stream,
+    res: Downstream,
     route: CompiledRoute,
     target: Target,
     recorder: RequestRecorder,
@@ -89,6 +100,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
     this.corsOrigin = corsOrigin;
     this.flags = flags;
     this.startMs = startMs;
+    this.grpc = res.grpc === true;
     res.owner = this;
   }
 
@@ -134,7 +146,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
     const f = this.route.fault;
     if (f !== null && f.abortPct > 0 && roll(f.abortPct)) {
       this.flags |= Flag.FI;
-      this.local(f.abortStatus, Body.faultAbort, null);
+      this.local(f.abortStatus, Body.faultAbort, null, f.abortGrpc);
       return;
     }
     if (this.fwd.mirrors.length > 0 && this.replayable) {
@@ -189,7 +201,13 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
       this.tryTimer = setTimeout(onTryTimeout, retry.perTryTimeoutMs, a);
     }
     endpoint.pool.dispatch(
-      { path: this.path, method: this.method, headers: this.headers, body: this.body },
+      {
+        path: this.path,
+        method: this.method,
+        headers: this.headers,
+        body: this.body,
+        h2: this.res.h2 === true,
+      },
       a,
     );
   }
@@ -210,11 +228,22 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
 
   private canRetry(): boolean {
     const r = this.fwd.retry;
-    if (r === null || !this.replayable || this.tries > r.attempts || this.done) return false;
+    if (r === null || this.tries > r.attempts || this.done) return false;
+    if (!this.replayable && !this.replayBody()) return false;
     if (this.cluster.retriesActive >= this.cluster.maxRetries) {
       this.cluster.stats.rqRetryOverflow++;
       return false;
     }
+    return true;
+  }
+
+  /** A streamed body that completed within the buffer limit becomes a replayable Buffer. */
+  private replayBody(): boolean {
+    const b = this.body as unknown as Partial<ReplayableBody> | null;
+    const buf = b !== null && typeof b.replay === 'function' ? b.replay() : null;
+    if (buf === null) return false;
+    this.body = buf.length > 0 ? buf : null;
+    this.replayable = true;
     return true;
   }
 
@@ -229,10 +258,12 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
     if (!this.done) this.next();
   }
 
-  attemptHeaders(a: Attempt, status: number, raw: Buffer[], resume: () => void): boolean {
+  attemptHeaders(a: Attempt, status: number, raw: RawHeaders, resume: () => void): boolean {
     if (status < 200 || this.done || a !== this.attempt) return true;
     const r = this.fwd.retry;
-    if (r !== null && retriableStatus(r, status)) {
+    // gRPC: a trailers-only reply carries grpc-status in the headers (Envoy reads it there).
+    const gs = this.grpc ? grpcStatusOf(raw) : -1;
+    if (r !== null && (retriableStatus(r, status) || (gs > 0 && retriableGrpc(r, gs)))) {
       if (this.canRetry()) {
         a.discard = true;
         return true;
@@ -240,6 +271,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
       if (this.tries > r.attempts) this.flags |= Flag.URX;
     }
     this.status = status;
+    this.grpcStatus = gs;
     const headers: string[] = [];
     const contentLength = copyResponseHeaders(raw, headers);
     this.target.responseOps.apply(headers);
@@ -268,11 +300,16 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
     return this.res.write(chunk);
   }
 
-  attemptComplete(a: Attempt): void {
+  attemptComplete(a: Attempt, rawTrailers: RawHeaders | null): void {
     if (!this.endAttempt(a)) return;
     if (a.discard) {
       this.scheduleRetry();
       return;
+    }
+    const trailers = copyTrailers(rawTrailers);
+    if (this.grpc && trailers !== null) {
+      const gs = grpcStatusOf(trailers);
+      if (gs >= 0) this.grpcStatus = gs;
     }
     const chunks = this.respChunks;
     try {
@@ -280,9 +317,10 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
         this.res.writeHead(this.status, this.respHeaders!);
         this.res.end(
           chunks.length === 1 ? chunks[0] : chunks.length === 0 ? undefined : Buffer.concat(chunks),
+          trailers,
         );
       } else {
-        this.res.end();
+        this.res.end(undefined, trailers);
       }
     } catch (err) {
       // E.g. a header value node refuses to send: answer like Envoy does for a bad upstream.
@@ -299,10 +337,12 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
     const kind = a.timedOut
       ? FailureKind.PerTryTimeout
       : a.connected
-        ? FailureKind.Reset
+        ? (err as { refused?: boolean }).refused === true
+          ? FailureKind.RefusedStream
+          : FailureKind.Reset
         : FailureKind.ConnectFailure;
     if (kind === FailureKind.ConnectFailure) this.cluster.stats.cxConnectFail++;
-    else if (kind === FailureKind.Reset) this.cluster.stats.rqReset++;
+    else if (kind !== FailureKind.PerTryTimeout) this.cluster.stats.rqReset++;
     this.recorder.debugError(err);
     if (this.responseStarted) {
       // Headers already went downstream: the only honest signal left is a reset.
@@ -324,7 +364,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
     }
     if (kind === FailureKind.PerTryTimeout) {
       this.flags |= Flag.UT;
-      this.local(504, Body.timeout, null);
+      this.local(504, Body.timeout, null, GrpcStatus.DEADLINE_EXCEEDED);
     } else if (kind === FailureKind.ConnectFailure) {
       this.flags |= Flag.UF;
       this.local(503, Body.connectFailure, null);
@@ -356,7 +396,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
       this.finish(this.status);
       return;
     }
-    this.local(504, Body.timeout, null);
+    this.local(504, Body.timeout, null, GrpcStatus.DEADLINE_EXCEEDED);
   }
 
   /** StreamOwner: the connection can take more bytes; resume the paused upstream body. */
@@ -371,11 +411,22 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
     this.finish(this.responseStarted ? this.status : 0);
   }
 
-  /** Sends a local reply and ends the exchange. */
-  private local(status: number, body: string, extra: string[] | null): void {
+  /**
+   * Sends a local reply and ends the exchange. gRPC requests get a trailers-only reply with
+   * `grpcStatus` (>= 0) or the status mapped from `status` (Envoy: timeouts DEADLINE_EXCEEDED).
+   */
+  private local(status: number, body: string, extra: string[] | null, grpcStatus = -1): void {
     if (this.done) return;
-    const n = writeLocal(this.res, status, body, extra);
+    const n = writeLocal(this.res, status, body, extra, grpcStatus);
     this.respBytes = n;
+    if (this.grpc) {
+      const g = localGrpcStatus(this.res, status, grpcStatus);
+      if (g >= 0) {
+        this.grpcStatus = g;
+        this.finish(200);
+        return;
+      }
+    }
     this.finish(status);
   }
 
@@ -392,6 +443,8 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
       this.startMs,
       this.res.bodyBytes,
       this.respBytes,
+      this.grpc ? Protocol.grpc : Protocol.http,
+      this.grpcStatus,
     );
   }
 

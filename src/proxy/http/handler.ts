@@ -9,12 +9,21 @@ import type { Listener } from '../../tables/index.js';
 import { Flag } from '../flags.js';
 import { getHeader, hasHeader, isHopByHop } from '../headers.js';
 import { BodyMode, isAbsoluteForm } from '../http1/head.js';
-import type { Http1Stream } from '../http1/stream.js';
 import { ActionKind, type CompiledRoute, type Target } from '../router/compiled.js';
 import { RequestView, splitAuthority } from '../router/request-view.js';
+import { capturedPort } from '../sidecar/captured.js';
 import type { Snapshot } from '../snapshot.js';
+import { tunnelUpgrade, upgradeOf } from '../tcp/upgrade.js';
+import { Protocol } from '../telemetry/istio-metrics.js';
+import type { Downstream } from './downstream.js';
 import { Exchange, RESPONSE_BUFFER_LIMIT } from './exchange.js';
-import { corsOrigin, preflightHeaders, redirectLocation, writeLocal } from './local-reply.js';
+import {
+  corsOrigin,
+  localGrpcStatus,
+  preflightHeaders,
+  redirectLocation,
+  writeLocal,
+} from './local-reply.js';
 import type { RequestRecorder } from './recorder.js';
 
 /** Request bodies up to this size (with a Content-Length) are buffered: retriable, mirrorable. */
@@ -24,7 +33,7 @@ export class HttpHandler {
   readonly spec: Listener;
   readonly recorder: RequestRecorder;
   private readonly current: () => Snapshot;
-  readonly handle: (stream: Http1Stream) => void;
+  readonly handle: (stream: Downstream) => void;
 
   constructor(spec: Listener, recorder: RequestRecorder, current: () => Snapshot) {
     this.spec = spec;
@@ -34,7 +43,7 @@ export class HttpHandler {
   }
 
   /** Never lets an exception escape into the server (it would crash the process). */
-  private onRequest(stream: Http1Stream): void {
+  private onRequest(stream: Downstream): void {
     try {
       this.dispatch(stream);
     } catch (err) {
@@ -45,7 +54,7 @@ export class HttpHandler {
     }
   }
 
-  private dispatch(stream: Http1Stream): void {
+  private dispatch(stream: Downstream): void {
     const startMs = performance.now();
     const snap = this.current();
     const raw = stream.rawHeaders;
@@ -68,7 +77,9 @@ export class HttpHandler {
     }
     const spec = this.spec;
     const byAuthority = spec.routeByPort === true || spec.explicitProxy === true;
-    const port = byAuthority ? (splitAuthority(authority).port ?? 80) : spec.port;
+    // A captured connection routes by the port the app dialled (sidecar/captured.ts).
+    const captured = capturedPort(stream);
+    const port = captured !== 0 ? captured : byAuthority ? (splitAuthority(authority).port ?? 80) : spec.port;
     const rc = spec.routeByPort
       ? snap.routeConfigByPort.get(port)
       : snap.routeConfigs.get(spec.routeConfig ?? '');
@@ -120,7 +131,7 @@ export class HttpHandler {
   }
 
   private forward(
-    stream: Http1Stream,
+    stream: Downstream,
     route: CompiledRoute,
     view: RequestView,
     origin: string | null,
@@ -169,6 +180,12 @@ export class HttpHandler {
     if (!hasRequestId) headers.push('x-request-id', randomUUID());
     target.requestOps.apply(headers);
     for (const plan of route.requestOps) plan.apply(headers);
+    // WebSocket and other HTTP/1.1 upgrades: a dedicated upstream connection, piped after the 101.
+    const upgrade = upgradeOf(stream, connection);
+    if (upgrade !== null) {
+      tunnelUpgrade(stream, target.cluster, this.recorder, path, headers, upgrade, startMs);
+      return;
+    }
 
     const ex = new Exchange(
       stream,
@@ -185,14 +202,15 @@ export class HttpHandler {
     ex.start(bufferBody);
   }
 
-  private noRoute(stream: Http1Stream, startMs: number): void {
+  private noRoute(stream: Downstream, startMs: number): void {
     this.recorder.stats.rqNoRoute++;
     const n = writeLocal(stream, 404, null, null);
-    this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n);
+    if (stream.grpc === true) recordGrpcLocal(this.recorder, stream, 404, Flag.NR, startMs, n);
+    else this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n);
   }
 
   private localDone(
-    stream: Http1Stream,
+    stream: Downstream,
     startMs: number,
     status: number,
     body: Buffer | null,
@@ -201,8 +219,22 @@ export class HttpHandler {
   ): void {
     this.recorder.stats.rqLocal++;
     const n = writeLocal(stream, status, body, headers);
-    this.recorder.record(null, null, status, flags, startMs, 0, n);
+    if (stream.grpc === true) recordGrpcLocal(this.recorder, stream, status, flags, startMs, n);
+    else this.recorder.record(null, null, status, flags, startMs, 0, n);
   }
+}
+
+/** Metrics of a local reply to a gRPC request (trailers-only: HTTP 200 + grpc-status). */
+function recordGrpcLocal(
+  recorder: RequestRecorder,
+  stream: Downstream,
+  status: number,
+  flags: number,
+  startMs: number,
+  bytes: number,
+): void {
+  const g = localGrpcStatus(stream, status, -1);
+  recorder.record(null, null, g >= 0 ? 200 : status, flags, startMs, 0, bytes, Protocol.grpc, g);
 }
 
 function pickTarget(targets: readonly Target[], total: number): Target {

@@ -4,9 +4,11 @@
  * handler (one assignment, no rebind); listeners that move or disappear are closed
  * gracefully (in-flight requests finish, idle keep-alive connections are closed).
  */
+import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
 import type { Listener } from '../../tables/index.js';
 import { DEFAULT_LIMITS, Http1Server } from '../http1/server.js';
+import { H2ListenerServer } from '../http2/server.js';
 import type { Snapshot } from '../snapshot.js';
 import type { IstioMetrics } from '../telemetry/istio-metrics.js';
 import { HttpHandler } from './handler.js';
@@ -21,12 +23,17 @@ export interface ListenerBindOptions {
   idleTimeoutMs?: number;
   /** A request head must arrive within this time (default 10 s; slowloris guard). */
   headersTimeoutMs?: number;
+  /**
+   * Sidecar mode: no listener binds its own port; the capture listeners (15001/15006, see
+   * sidecar/) hand each connection to a listener's server through `accept`.
+   */
+  captureOnly?: boolean;
 }
 
 interface Running {
   spec: Listener;
   bindKey: string;
-  server: Http1Server;
+  server: Http1Server | H2ListenerServer;
   handler: HttpHandler;
   port: number;
 }
@@ -51,18 +58,30 @@ export class ListenerManager {
     return [...this.running.values()].map((r) => r.handler);
   }
 
+  /** Serves a connection accepted elsewhere (capture); false when no server can take it. */
+  accept(name: string, socket: Socket, h2: boolean): boolean {
+    const server = this.running.get(name)?.server;
+    if (server === undefined) return false;
+    if (server instanceof Http1Server) {
+      if (h2) return false;
+      server.accept(socket);
+    } else if (h2) server.acceptH2(socket);
+    else server.acceptH1(socket);
+    return true;
+  }
+
   /** Brings the running servers in line with `listeners`. Rejects if a new bind fails. */
   async sync(listeners: readonly Listener[]): Promise<void> {
     const wanted = new Map<string, Listener>();
     this.unsupported.clear();
     for (const l of listeners) {
-      if (l.protocol === 'http' || l.protocol === 'auto') wanted.set(l.name, l);
+      if (l.protocol === 'http' || isHttp2Listener(l)) wanted.set(l.name, l);
       else this.unsupported.set(l.name, `protocol ${l.protocol} not served yet`);
     }
     const closing: Promise<void>[] = [];
     for (const [name, r] of this.running) {
       const next = wanted.get(name);
-      if (next && this.bindKey(next) === r.bindKey) {
+      if (next && this.bindKey(next) === r.bindKey && isHttp2Listener(next) === isHttp2Listener(r.spec)) {
         const handler = new HttpHandler(next, r.handler.recorder, this.current);
         r.server.handler = handler.handle;
         r.handler = handler;
@@ -94,6 +113,7 @@ export class ListenerManager {
   }
 
   private bindKey(l: Listener): string {
+    if (this.opts.captureOnly) return 'capture';
     const port = this.opts.ports?.[l.name] ?? this.opts.ports?.[String(l.port)] ?? l.port;
     return `${this.opts.address ?? l.address ?? '0.0.0.0'}:${port}`;
   }
@@ -105,16 +125,28 @@ export class ListenerManager {
       this.log,
     );
     const handler = new HttpHandler(spec, recorder, this.current);
-    const server = new Http1Server(handler.handle, {
+    const limits = {
       ...DEFAULT_LIMITS,
       ...(this.opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: this.opts.idleTimeoutMs } : {}),
       ...(this.opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: this.opts.headersTimeoutMs } : {}),
-    });
+    };
+    const server = isHttp2Listener(spec)
+      ? new H2ListenerServer(handler.handle, limits)
+      : new Http1Server(handler.handle, limits);
     const bindKey = this.bindKey(spec);
+    if (this.opts.captureOnly) {
+      this.running.set(spec.name, { spec, bindKey, server, handler, port: 0 });
+      return;
+    }
     const sep = bindKey.lastIndexOf(':');
     const host = bindKey.slice(0, sep);
     const bound = await server.listen(Number(bindKey.slice(sep + 1)), host);
     this.running.set(spec.name, { spec, bindKey, server, handler, port: bound });
     this.log.info(`listener ${spec.name} (${spec.direction}, logical port ${spec.port}) on ${host}:${bound}`);
   }
+}
+
+/** http2/grpc/auto listeners: HTTP/2 (h2c prior knowledge) and HTTP/1.1 on one port, by sniffing. */
+function isHttp2Listener(l: Listener): boolean {
+  return l.protocol === 'http2' || l.protocol === 'grpc' || l.protocol === 'auto';
 }

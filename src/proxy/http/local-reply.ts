@@ -3,23 +3,47 @@
  * redirects, direct responses, CORS preflights), with Envoy's status codes and bodies.
  */
 import type { Redirect } from '../../tables/index.js';
-import type { Http1Stream } from '../http1/stream.js';
+import { grpcLocalHeaders, httpToGrpcStatus } from '../http2/grpc.js';
 import type { CompiledCors } from '../router/compiled.js';
 import type { RequestView } from '../router/request-view.js';
 import { splitAuthority } from '../router/request-view.js';
+import type { Downstream } from './downstream.js';
 
 const TEXT = 'text/plain';
 
-/** Writes a complete local response; returns the body length for metrics. */
+/**
+ * The gRPC status a local reply of HTTP `status` carries for this request, or -1 when it goes
+ * out as plain HTTP. Like Envoy: error replies to gRPC requests become trailers-only gRPC
+ * replies (HTTP 200) with `grpcStatus` if given, else the mapped status.
+ */
+export function localGrpcStatus(res: Downstream, status: number, grpcStatus: number): number {
+  if (res.grpc !== true) return -1;
+  if (grpcStatus >= 0) return grpcStatus;
+  return status >= 400 ? httpToGrpcStatus(status) : -1;
+}
+
+/**
+ * Writes a complete local response; returns the body length for metrics. A gRPC request gets
+ * a trailers-only reply instead (see localGrpcStatus; the response code is then 200).
+ */
 export function writeLocal(
-  res: Http1Stream,
+  res: Downstream,
   status: number,
   body: string | Buffer | null,
   extra: string[] | null,
+  grpcStatus = -1,
 ): number {
   if (res.headersSent) {
     res.destroy();
     return 0;
+  }
+  if (res.grpc === true) {
+    const g = localGrpcStatus(res, status, grpcStatus);
+    if (g >= 0) {
+      res.writeHead(200, grpcLocalHeaders(g, body === null ? null : String(body), extra));
+      res.end();
+      return 0;
+    }
   }
   const buf = body === null ? null : typeof body === 'string' ? Buffer.from(body) : body;
   const headers = extra ?? [];

@@ -32,6 +32,8 @@ export class RequestRecorder {
     startMs: number,
     requestBytes: number,
     responseBytes: number,
+    protocol = 0,
+    grpcStatus = -1,
   ): void {
     this.stats.rqTotal++;
     this.metrics.record(
@@ -43,6 +45,8 @@ export class RequestRecorder {
       performance.now() - startMs,
       requestBytes,
       responseBytes,
+      protocol,
+      grpcStatus,
     );
   }
 

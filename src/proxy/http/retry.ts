@@ -4,6 +4,7 @@
  * - gateway-error: 502/503/504 responses, and resets/connect failures/timeouts;
  * - reset: resets, connect failures and per-try timeouts (no response at all);
  * - connect-failure: connection establishment failures only;
+ * - refused-stream: an HTTP/2 upstream refused the stream (REFUSED_STREAM: never processed);
  * - retriable-4xx: 409; retriable-status-codes: the listed codes.
  */
 import { type CompiledRetry, RetryOnBit } from '../router/compiled.js';
@@ -12,6 +13,8 @@ export const FailureKind = {
   ConnectFailure: 1,
   Reset: 2,
   PerTryTimeout: 3,
+  /** A reset with REFUSED_STREAM (HTTP/2): also a Reset for flags and stats. */
+  RefusedStream: 4,
 } as const;
 
 export function retriableStatus(r: CompiledRetry, status: number): boolean {
@@ -24,6 +27,7 @@ export function retriableStatus(r: CompiledRetry, status: number): boolean {
 export function retriableFailure(r: CompiledRetry, kind: number): boolean {
   const any = RetryOnBit.status5xx | RetryOnBit.gatewayError | RetryOnBit.reset;
   if (r.on & any) return true;
+  if (kind === FailureKind.RefusedStream) return (r.on & RetryOnBit.refusedStream) !== 0;
   return kind === FailureKind.ConnectFailure && (r.on & RetryOnBit.connectFailure) !== 0;
 }
 

@@ -4,22 +4,32 @@
  */
 import { isHopByHop } from '../headers.js';
 import type { CompiledForward } from '../router/compiled.js';
-import { DISCARD_HANDLER } from './attempt.js';
+import { DISCARD_HANDLER, type RawHeaders } from './attempt.js';
 
 /**
  * Copies undici's raw response headers into `out` as strings, dropping hop-by-hop ones.
  * Returns the Content-Length, or -1 when absent.
  */
-export function copyResponseHeaders(raw: readonly Buffer[], out: string[]): number {
+export function copyResponseHeaders(raw: RawHeaders, out: string[]): number {
   let contentLength = -1;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const n = raw[i]!;
+    const name = typeof n === 'string' ? n : n.toString('latin1');
     if (isHopByHop(name)) continue;
-    const value = raw[i + 1]!.toString('latin1');
+    const v = raw[i + 1]!;
+    const value = typeof v === 'string' ? v : v.toString('latin1');
     if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(value);
     out.push(name, value);
   }
   return contentLength;
+}
+
+/** Response trailers as strings (null when there are none). */
+export function copyTrailers(raw: RawHeaders | null): string[] | null {
+  if (raw === null || raw.length === 0) return null;
+  const out: string[] = [];
+  for (const x of raw) out.push(typeof x === 'string' ? x : x.toString('latin1'));
+  return out;
 }
 
 /**

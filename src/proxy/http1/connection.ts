@@ -80,6 +80,22 @@ export class Http1Connection {
     }
   }
 
+  /**
+   * Hands the socket over (HTTP/1.1 Upgrade, see tcp/upgrade.ts): stops parsing, removes this
+   * connection's listeners and returns the bytes already read past the request head.
+   */
+  detach(): Buffer | null {
+    const rest = this.buf;
+    this.buf = null;
+    this.state = CLOSED;
+    this.current = null;
+    const s = this.socket;
+    for (const event of ['data', 'drain', 'close', 'timeout'] as const) s.removeAllListeners(event);
+    s.setTimeout(0);
+    this.onEnd(this);
+    return rest;
+  }
+
   /** Called by the stream when its response is complete. */
   responseDone(stream: Http1Stream): void {
     if (stream !== this.current) return;

@@ -5,7 +5,7 @@
  * vs ~0.022 for a raw socket server on this project's machine; see bench/proxy).
  */
 
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import net from 'node:net';
 import { Http1Connection, type Http1Limits, type StreamHandler } from './connection.js';
 
@@ -19,15 +19,35 @@ export const DEFAULT_LIMITS: Http1Limits = {
 export class Http1Server {
   private readonly server: net.Server;
   private readonly connections = new Set<Http1Connection>();
+  private readonly limits: Http1Limits;
+  private readonly dispatch: StreamHandler;
+  private readonly onEnd: (c: Http1Connection) => void;
+  /** Set while close() waits for accepted connections to finish. */
+  private drained: (() => void) | null = null;
   handler: StreamHandler;
 
   constructor(handler: StreamHandler, limits: Http1Limits = DEFAULT_LIMITS) {
     this.handler = handler;
     const dispatch: StreamHandler = (s) => this.handler(s);
-    const onEnd = (c: Http1Connection) => this.connections.delete(c);
+    const onEnd = (c: Http1Connection) => {
+      this.connections.delete(c);
+      if (this.connections.size === 0 && this.drained !== null) this.drained();
+    };
+    this.limits = limits;
+    this.dispatch = dispatch;
+    this.onEnd = onEnd;
     this.server = net.createServer({ noDelay: true }, (socket) => {
       this.connections.add(new Http1Connection(socket, limits, dispatch, onEnd));
     });
+  }
+
+  /**
+   * Serves a connection accepted elsewhere (sidecar capture listeners hand over sockets after
+   * reading their original destination). The socket may be paused with bytes unshifted.
+   */
+  accept(socket: Socket): void {
+    this.connections.add(new Http1Connection(socket, this.limits, this.dispatch, this.onEnd));
+    socket.resume();
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -45,12 +65,17 @@ export class Http1Server {
    * Resolves when every connection is gone.
    */
   close(): Promise<void> {
-    const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Connections handed over by accept() are not the net.Server's: wait for them too.
+    const drained = new Promise<void>((resolve) => {
+      this.drained = resolve;
+    });
     for (const c of this.connections) {
       c.draining = true;
       if (c.idle) c.destroy();
     }
-    return done;
+    if (this.connections.size === 0) this.drained?.();
+    return Promise.all([closed, drained]).then(() => undefined);
   }
 
   closeAll(): void {

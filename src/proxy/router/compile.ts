@@ -14,6 +14,7 @@ import type {
 } from '../../tables/index.js';
 import { compileForReplace, toReplaceTemplate } from '../../tables/index.js';
 import { HeaderOpsPlan } from '../headers.js';
+import { grpcToHttpStatus } from '../http2/grpc.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import {
   ActionKind,
@@ -113,6 +114,11 @@ const RETRY_BITS: Record<string, number> = {
   'retriable-4xx': RetryOnBit.retriable4xx,
   'refused-stream': RetryOnBit.refusedStream,
   'retriable-status-codes': RetryOnBit.statusCodes,
+  cancelled: RetryOnBit.grpcCancelled,
+  'deadline-exceeded': RetryOnBit.grpcDeadlineExceeded,
+  internal: RetryOnBit.grpcInternal,
+  'resource-exhausted': RetryOnBit.grpcResourceExhausted,
+  unavailable: RetryOnBit.grpcUnavailable,
 };
 
 function compileRetry(r: RetryPolicy): CompiledRetry {
@@ -146,7 +152,8 @@ function compileFault(f: Fault): CompiledFault {
   return {
     delayMs: f.delay?.fixedDelayMs ?? 0,
     delayPct: f.delay ? (f.delay.percentage ?? 100) : 0,
-    abortStatus: f.abort?.httpStatus ?? 0,
+    abortStatus: f.abort ? (f.abort.httpStatus ?? grpcToHttpStatus(f.abort.grpcStatus ?? 2)) : 0,
+    abortGrpc: f.abort?.grpcStatus ?? -1,
     abortPct: f.abort ? (f.abort.percentage ?? 100) : 0,
   };
 }

@@ -16,7 +16,14 @@ export const RetryOnBit = {
   retriable4xx: 1 << 4,
   refusedStream: 1 << 5,
   statusCodes: 1 << 6,
+  // gRPC conditions: read from grpc-status in the response headers (trailers-only replies).
+  grpcCancelled: 1 << 7,
+  grpcDeadlineExceeded: 1 << 8,
+  grpcInternal: 1 << 9,
+  grpcResourceExhausted: 1 << 10,
+  grpcUnavailable: 1 << 11,
 } as const;
+export const GRPC_RETRY_BITS = 0xf80;
 
 export interface CompiledRetry {
   attempts: number;
@@ -65,6 +72,8 @@ export interface CompiledFault {
   delayMs: number;
   delayPct: number;
   abortStatus: number;
+  /** gRPC status of the abort for gRPC requests (-1 = map abortStatus). */
+  abortGrpc: number;
   abortPct: number;
 }
 

@@ -44,8 +44,14 @@ class LabelBase {
   constructor(
     readonly gen: number,
     readonly prefix: string,
+    /** `connection_security_policy="..."`, which follows the per-series protocol labels. */
+    readonly security: string,
   ) {}
 }
+
+/** request_protocol values, indexed by the `protocol` argument of record(). */
+export const Protocol = { http: 0, grpc: 1 } as const;
+const PROTOCOL_NAMES = ['http', 'grpc'];
 
 const U = 'unknown';
 
@@ -73,12 +79,19 @@ export class IstioMetrics {
     durationMs: number,
     requestBytes: number,
     responseBytes: number,
+    protocol = 0,
+    grpcStatus = -1,
   ): void {
     const base = this.baseFor(reporter, cluster, endpoint);
-    const key = code * 8192 + flags;
+    // code < 1000, flags < 8192: one number per (protocol, grpc status, code, flags).
+    const key = ((grpcStatus + 1) * 2 + protocol) * 8_192_000 + code * 8192 + flags;
     let s = base.series.get(key);
     if (s === undefined) {
-      s = new Series(`${base.prefix},response_code="${code}",response_flags="${flagsString(flags)}"`);
+      const grpc = grpcStatus >= 0 ? String(grpcStatus) : '';
+      s = new Series(
+        `${base.prefix},request_protocol="${PROTOCOL_NAMES[protocol]}",grpc_response_status="${grpc}",` +
+          `${base.security},response_code="${code}",response_flags="${flagsString(flags)}"`,
+      );
       base.series.set(key, s);
     }
     s.requests++;
@@ -134,13 +147,11 @@ export class IstioMetrics {
       ['destination_service', svc.host],
       ['destination_service_name', svc.name],
       ['destination_service_namespace', svc.namespace],
-      ['request_protocol', 'http'],
-      ['grpc_response_status', ''],
-      // No TLS yet: the destination side knows it is plaintext; the source side cannot tell.
-      ['connection_security_policy', reporter === 'destination' ? 'none' : U],
     ];
     const prefix = labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
-    const base = new LabelBase(this.gen, prefix);
+    // No TLS yet: the destination side knows it is plaintext; the source side cannot tell.
+    const security = `connection_security_policy="${reporter === 'destination' ? 'none' : U}"`;
+    const base = new LabelBase(this.gen, prefix, security);
     this.bases.add(base);
     return base;
   }

@@ -56,7 +56,12 @@ export class ClusterState {
     this.def = def;
     this.defKey = defKey;
     const cp = def.connectionPool ?? {};
-    this.maxActive = Math.min(cp.maxConnections ?? UNLIMITED, cp.http2MaxRequests ?? UNLIMITED);
+    // HTTP/1.1: one request per connection, so maxConnections bounds requests too; HTTP/2
+    // multiplexes, and only http2MaxRequests bounds concurrent requests (Envoy max_requests).
+    const h2 = def.upstreamProtocol === 'http2';
+    this.maxActive = h2
+      ? (cp.http2MaxRequests ?? UNLIMITED)
+      : Math.min(cp.maxConnections ?? UNLIMITED, cp.http2MaxRequests ?? UNLIMITED);
     this.maxPending = cp.http1MaxPendingRequests ?? UNLIMITED;
     this.maxRetries = cp.maxRetries ?? UNLIMITED;
     this.poolSettings = {
@@ -64,6 +69,8 @@ export class ClusterState {
       connectTimeoutMs: def.connectTimeoutMs ?? 10_000,
       idleTimeoutMs: cp.idleTimeoutMs ?? 60_000,
       maxRequestsPerConnection: cp.maxRequestsPerConnection ?? 0,
+      protocol: def.upstreamProtocol ?? 'http1',
+      maxConcurrentStreams: cp.maxConcurrentStreams ?? 0,
     };
     this.poolSettingsKey = poolKey(this.poolSettings);
     this.balancer = createBalancer(def.lbPolicy);

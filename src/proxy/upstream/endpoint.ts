@@ -1,9 +1,13 @@
 /**
- * One upstream host of a cluster and its keep-alive connection pool (undici Pool, chosen
- * over node:http Agent after measuring: see bench/proxy/upstream-client.ts).
+ * One upstream host of a cluster and its keep-alive connection pool: HTTP/1.1 through an
+ * undici Pool (chosen over node:http Agent after measuring: see
+ * bench/proxy/upstream-client.ts), h2c through http2/client-pool.ts, or both for `auto`
+ * clusters (the downstream request's protocol picks).
  */
+import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Endpoint, Workload } from '../../tables/index.js';
+import { AutoPool, H2Pool } from '../http2/client-pool.js';
 
 export interface PoolSettings {
   /** Max connections to this host; undefined = unbounded. */
@@ -11,13 +15,54 @@ export interface PoolSettings {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   maxRequestsPerConnection: number;
+  /** Upstream protocol (cluster upstreamProtocol); default http1. */
+  protocol?: 'http1' | 'http2' | 'auto';
+  /** HTTP/2: streams per connection (0 = the peer's SETTINGS limit). */
+  maxConcurrentStreams?: number;
+}
+
+/** One upstream request as the exchange hands it to a pool (undici's dispatch shape). */
+export interface UpstreamRequest {
+  path: string;
+  method: string;
+  /** Flat `[name, value, ...]` with `host` (becomes `:authority` on HTTP/2). */
+  headers: string[];
+  body: Buffer | Readable | null;
+  /** The downstream request came over HTTP/2 (for `auto` pools). */
+  h2?: boolean;
+}
+
+/** undici's raw dispatch handler interface, which the HTTP/2 pool drives too. */
+export interface UpstreamHandler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(status: number, raw: ReadonlyArray<Buffer | string>, resume: () => void): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: ReadonlyArray<Buffer | string> | null): void;
+  onError(err: Error): void;
+}
+
+export interface UpstreamPool {
+  dispatch(req: UpstreamRequest, handler: UpstreamHandler): boolean;
+  /** Graceful: in-flight requests finish first. */
+  close(): Promise<void>;
+  destroy(): Promise<void>;
 }
 
 export function poolKey(s: PoolSettings): string {
-  return `${s.connections ?? 'inf'}/${s.connectTimeoutMs}/${s.idleTimeoutMs}/${s.maxRequestsPerConnection}`;
+  return (
+    `${s.connections ?? 'inf'}/${s.connectTimeoutMs}/${s.idleTimeoutMs}/${s.maxRequestsPerConnection}` +
+    `/${s.protocol ?? 'http1'}/${s.maxConcurrentStreams ?? 0}`
+  );
 }
 
-export function createPool(address: string, port: number, s: PoolSettings): Pool {
+export function createPool(address: string, port: number, s: PoolSettings): UpstreamPool {
+  if (s.protocol === 'http2') return new H2Pool(address, port, s);
+  if (s.protocol === 'auto')
+    return new AutoPool(createHttp1Pool(address, port, s), new H2Pool(address, port, s));
+  return createHttp1Pool(address, port, s);
+}
+
+function createHttp1Pool(address: string, port: number, s: PoolSettings): Pool {
   const host = address.includes(':') ? `[${address}]` : address;
   return new Pool(`http://${host}:${port}`, {
     connections: s.connections ?? null,
@@ -38,7 +83,7 @@ export class EndpointState {
   readonly labels: Readonly<Record<string, string>>;
   readonly workload: Workload | undefined;
   readonly spec: Endpoint;
-  readonly pool: Pool;
+  readonly pool: UpstreamPool;
   /** Requests currently dispatched to this host (for LEAST_REQUEST and /clusters). */
   active = 0;
   total = 0;
@@ -46,7 +91,7 @@ export class EndpointState {
   /** Metrics label cache slot, owned by telemetry (per endpoint, so per request is free). */
   metricsSlot: unknown = undefined;
 
-  constructor(spec: Endpoint, pool: Pool) {
+  constructor(spec: Endpoint, pool: UpstreamPool) {
     this.spec = spec;
     this.key = endpointKey(spec);
     this.address = spec.address;
