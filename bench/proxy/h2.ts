@@ -88,6 +88,10 @@ async function nodeH2ProxyRole(port: number): Promise<void> {
     up.on('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
     if (!end) stream.pipe(up);
     up.on('response', (h) => {
+      if (stream.destroyed || stream.closed) {
+        up.close(http2.constants.NGHTTP2_CANCEL);
+        return;
+      }
       const out: http2.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(h)) if (k !== ':status' && !k.startsWith(':')) out[k] = v;
       out[':status'] = h[':status'];

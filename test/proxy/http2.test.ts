@@ -260,6 +260,55 @@ describe('proxy HTTP/2: h2c downstream and upstream, protocol translation', () =
     expect((await h2request(client)).body.toString()).to.equal('body');
   });
 
+  it('resets the downstream stream when the upstream resets mid-response (UC)', async () => {
+    h2up = await startH2Upstream('v1', (stream, headers) => {
+      stream.resume();
+      stream.respond({ ':status': 200 });
+      if (headers[':path'] === '/ok') {
+        stream.end('ok');
+        return;
+      }
+      stream.write('partial');
+      setTimeout(() => stream.destroy(new Error('upstream crash')), 30); // RST_STREAM(INTERNAL_ERROR) alone
+    });
+    const port = await run('http2', 'http2', h2up.port);
+    client = await h2connect(port);
+    const req = client.request({ ':path': '/', ':authority': 'reviews:9080' });
+    req.on('error', () => {});
+    req.resume();
+    await new Promise((r) => req.on('close', r));
+    expect(req.rstCode).to.equal(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    expect((await h2request(client, { path: '/ok' })).body.toString()).to.equal('ok'); // session intact
+    for (let i = 0; i < 50 && !/response_flags="UC"/.test(proxy!.prometheus()); i++) await sleep(10);
+    expect(proxy!.prometheus()).to.match(/response_code="200",response_flags="UC"\} 1/);
+  });
+
+  it('drains on stop: GOAWAY, and an in-flight stream still completes', async () => {
+    h2up = await startH2Upstream('v1', (stream) => {
+      stream.resume();
+      setTimeout(() => {
+        if (stream.destroyed) return;
+        stream.respond({ ':status': 200 });
+        stream.end('late');
+      }, 200);
+    });
+    const port = await run('http2', 'http2', h2up.port);
+    client = await h2connect(port);
+    let goaway = false;
+    client.on('goaway', () => {
+      goaway = true;
+    });
+    const inflight = h2request(client);
+    await sleep(50);
+    const stopping = proxy!.stop(3000);
+    const r = await inflight;
+    await stopping;
+    proxy = undefined;
+    expect(r.status).to.equal(200);
+    expect(r.body.toString()).to.equal('late');
+    expect(goaway).to.equal(true);
+  });
+
   it('relays large h2 responses with flow control intact', async () => {
     const big = Buffer.alloc(5 * 1024 * 1024, 'q');
     h2up = await startH2Upstream('v1', (stream) => {

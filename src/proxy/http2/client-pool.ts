@@ -14,9 +14,10 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHt
 import net from 'node:net';
 import type { PoolSettings, UpstreamHandler, UpstreamPool, UpstreamRequest } from '../upstream/endpoint.js';
 import { fromH2Raw, toH2Request } from './headers.js';
+import { cancelStream } from './reset.js';
 import { H2_CONNECTION_WINDOW, H2_MAX_SESSION_MEMORY, H2_SETTINGS } from './settings.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 /** Streams assumed allowed before the peer's SETTINGS arrive (node's default too). */
 const DEFAULT_PEER_STREAMS = 100;
 const CALL = Symbol('isthmus.h2call');
@@ -62,7 +63,7 @@ class H2Call {
     this.cancelled = true;
     const s = this.stream;
     if (s === null) return; // still queued: dropped when its turn comes
-    if (!s.destroyed && !(this.done && s.writableEnded)) s.close(NGHTTP2_CANCEL);
+    if (!(this.done && s.writableEnded)) cancelStream(s);
   }
 
   complete(): void {
@@ -350,7 +351,10 @@ function onTrailers(this: Tagged, _headers: IncomingHttpHeaders, _flags: number,
 }
 
 function onEnd(this: Tagged): void {
-  this[CALL].complete();
+  const call = this[CALL];
+  // A reset stream may still end its readable side: only a clean end completes.
+  if (call.cancelled || (this.rstCode ?? 0) !== 0) return;
+  call.complete();
 }
 
 function onError(this: Tagged, err: Error): void {

@@ -11,14 +11,14 @@
  * Stream events are module functions with the adapter on a symbol property: no closures
  * per request.
  */
-import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { Readable } from 'node:stream';
 import type { Downstream, StreamOwner } from '../http/downstream.js';
 import { BodyMode } from '../http1/head.js';
 import { isGrpcContentType } from './grpc.js';
 import { type H2RequestHead, toH2Response, toH2Trailers } from './headers.js';
+import { resetStream } from './reset.js';
 
-const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 const ADAPTER = Symbol('isthmus.h2downstream');
 type Tagged = ServerHttp2Stream & { [ADAPTER]: H2Downstream };
 
@@ -171,7 +171,8 @@ export class H2Downstream implements Downstream {
 
   destroy(): void {
     this.finished = true;
-    if (!this.stream.destroyed) this.stream.close(NGHTTP2_INTERNAL_ERROR);
+    this.head = null;
+    resetStream(this.stream);
   }
 
   /** Sends the recorded head (stream stays open for DATA and maybe trailers). */
