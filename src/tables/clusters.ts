@@ -17,6 +17,7 @@ import {
   StrMap,
   Type,
 } from './kit.js';
+import { ClusterTlsSchema } from './tls.js';
 
 export const ConnectionPoolSchema = Obj(
   {
@@ -68,12 +69,7 @@ export const ClusterSchema = Obj({
   connectTimeoutMs: Opt(Count('Default 10000 (Istio).')),
   connectionPool: Opt(ConnectionPoolSchema),
   outlierDetection: Opt(OutlierDetectionSchema),
-  tls: Opt(
-    Obj({
-      mode: Enum(['DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL']),
-      sni: Opt(Str()),
-    }),
-  ),
+  tls: Opt(ClusterTlsSchema),
 });
 export type Cluster = Static<typeof ClusterSchema>;
 

@@ -14,7 +14,9 @@ export {
   toReplaceTemplate,
 } from './regex.js';
 export * from './routes.js';
+export * from './security.js';
 export * from './tables.js';
+export * from './tls.js';
 export {
   formatErrors,
   type TableError,

@@ -7,6 +7,7 @@ import type { RouteMatch, StringMatch } from './match.js';
 import { regexError } from './regex.js';
 import type { Cors, HeaderOps, Route, RouteConfig } from './routes.js';
 import type { ProxyTables } from './tables.js';
+import { checkClusterTls } from './tls.js';
 import type { TableError } from './validate.js';
 
 export function checkTablesSemantics(t: ProxyTables): TableError[] {
@@ -17,6 +18,7 @@ export function checkTablesSemantics(t: ProxyTables): TableError[] {
   t.clusters.forEach((c, i) => {
     if (clusterNames.has(c.name)) err(`clusters[${i}].name`, `duplicate cluster "${c.name}"`);
     clusterNames.add(c.name);
+    if (c.tls) for (const e of checkClusterTls(c.tls)) err(`clusters[${i}].${e.path}`, e.message);
   });
 
   const rcNames = new Set<string>();

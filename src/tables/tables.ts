@@ -6,6 +6,8 @@ import { ClusterSchema, EndpointSchema, WorkloadSchema } from './clusters.js';
 import { List, MapOf, NonEmpty, Obj, Opt, type Static, Str, Type } from './kit.js';
 import { ListenerSchema } from './listeners.js';
 import { RouteConfigSchema } from './routes.js';
+import { InboundSecuritySchema } from './security.js';
+import { InboundMtlsSchema } from './tls.js';
 
 export const TABLES_API_VERSION = 'isthmus.io/tables/v1';
 
@@ -18,5 +20,8 @@ export const ProxyTablesSchema = Obj({
   routeConfigs: List(RouteConfigSchema),
   clusters: List(ClusterSchema),
   endpoints: Opt(MapOf(List(EndpointSchema), 'Inline endpoints: cluster name -> endpoints.')),
+  inboundMtls: Opt(InboundMtlsSchema),
+  /** Inbound authorization, JWT and local rate limits (src/authz applies it). */
+  security: Opt(InboundSecuritySchema),
 });
 export type ProxyTables = Static<typeof ProxyTablesSchema>;

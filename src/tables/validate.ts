@@ -5,6 +5,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { type EndpointTable, EndpointTableSchema } from './clusters.js';
+import { validateInboundSecurity } from './security.js';
 import { checkEndpointsSemantics, checkTablesSemantics } from './semantics.js';
 import { type ProxyTables, ProxyTablesSchema } from './tables.js';
 
@@ -24,6 +25,12 @@ export function validateTables(json: unknown): Validated<ProxyTables> {
   if (!tablesValidator(json)) return { ok: false, errors: toErrors(tablesValidator.errors) };
   const value = json as ProxyTables;
   const errors = checkTablesSemantics(value);
+  if (value.security) {
+    const security = validateInboundSecurity(value.security);
+    if (!security.ok)
+      for (const e of security.errors)
+        errors.push({ path: e.path ? `security.${e.path}` : 'security', message: e.message });
+  }
   return errors.length ? { ok: false, errors } : { ok: true, value, errors: [] };
 }
 
