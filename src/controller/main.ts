@@ -9,7 +9,7 @@ import {
   CoreV1Api,
   VersionApi,
 } from '@kubernetes/client-node';
-import { CONTROLLER_SERVICE, DEFAULT_ROOT_NAMESPACE, PORTS } from '../api/mesh.js';
+import { CONTROLLER_SERVICE } from '../api/mesh.js';
 import { type RunningMeshCa, startMeshCa } from '../ca/index.js';
 import { defaultInjectContext, injectAdmission } from '../inject/index.js';
 import type { Pod } from '../inject/types.js';

@@ -56,7 +56,8 @@ export function parseSidecarTemplate(text: string, source: string): SidecarTempl
   if (isRecord(root) && root.kind === 'ConfigMap') {
     const data = root.data;
     const inner = isRecord(data) ? data.template : undefined;
-    if (typeof inner !== 'string') throw new TemplateError(`sidecar template ${source}: ConfigMap has no data.template`);
+    if (typeof inner !== 'string')
+      throw new TemplateError(`sidecar template ${source}: ConfigMap has no data.template`);
     return parseSidecarTemplate(inner, `${source} (data.template)`);
   }
   if (!isRecord(root)) throw new TemplateError(`sidecar template ${source}: top level must be a mapping`);
