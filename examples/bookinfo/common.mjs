@@ -1,7 +1,7 @@
 // Shared plumbing of the bookinfo services: an HTTP server on $PORT (default 9080) with /health,
 // JSON helpers, and calls to upstreams that forward the mesh's tracing headers (and `end-user`,
 // which routing rules match on) like Istio's bookinfo does. Node built-ins only.
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import { hostname } from 'node:os';
 
 export const FORWARDED_HEADERS = [
@@ -35,18 +35,66 @@ export function sendJson(res, status, body) {
   res.end(text);
 }
 
+/**
+ * The forward proxy for `url` from HTTP_PROXY / NO_PROXY (`isthmus up` points HTTP_PROXY at the
+ * app's sidecar), or null. Node's fetch ignores these variables before Node 24, hence this.
+ */
+export function proxyFor(url) {
+  const proxy = process.env.HTTP_PROXY || process.env.http_proxy;
+  const target = new URL(url);
+  if (!proxy || target.protocol !== 'http:') return null;
+  const host = target.hostname.toLowerCase();
+  const noProxy = (process.env.NO_PROXY || process.env.no_proxy || '').toLowerCase().split(',');
+  for (const raw of noProxy) {
+    const entry = raw.trim().replace(/^\*?\./, '');
+    if (entry === '*' || (entry && (host === entry || host.endsWith(`.${entry}`)))) return null;
+  }
+  return new URL(proxy);
+}
+
+/** GET through a forward proxy: absolute-form request line, Host of the target. */
+function getViaProxy(proxy, url, headers, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: proxy.hostname,
+        port: proxy.port || 80,
+        method: 'GET',
+        path: url,
+        headers: { ...headers, host: new URL(url).host },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function getText(url, headers, timeoutMs) {
+  const proxy = proxyFor(url);
+  if (proxy) return getViaProxy(proxy, url, headers, timeoutMs);
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+  return { status: res.status, text: await res.text() };
+}
+
 /** GET `url` as JSON with the forwarded headers; never throws: `{ ok, status, body | error }`. */
 export async function getJson(url, req, timeoutMs = Number(process.env.UPSTREAM_TIMEOUT_MS || 5000)) {
   try {
-    const res = await fetch(url, { headers: forwardedHeaders(req), signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
+    const { status, text } = await getText(url, forwardedHeaders(req), timeoutMs);
     let body;
     try {
       body = JSON.parse(text);
     } catch {
       body = text;
     }
-    return { ok: res.ok, status: res.status, body };
+    return { ok: status >= 200 && status < 300, status, body };
   } catch (err) {
     return { ok: false, status: 0, error: err instanceof Error ? err.message : String(err) };
   }

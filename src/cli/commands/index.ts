@@ -6,6 +6,7 @@ import { register as install } from './install.js';
 import { register as iptables } from './iptables.js';
 import { register as kubeInject } from './kube-inject.js';
 import { register as proxy } from './proxy.js';
+import { register as up } from './up.js';
 import { register as wait } from './wait.js';
 
 /** Every subcommand's `register`; add new commands here (one file each). */
@@ -17,5 +18,6 @@ export const commands: Array<(program: Command) => void> = [
   iptables,
   kubeInject,
   proxy,
+  up,
   wait,
 ];
