@@ -8,6 +8,9 @@ const ALL: Record<string, string> = {
   validation: 'validation.ts',
   webhook: 'webhook.ts',
   proxy: 'proxy/run.ts',
+  h2: 'proxy/h2.ts',
+  compiler: 'compiler/run.ts',
+  authz: 'authz/run.ts',
   ca: 'ca/run.ts',
 };
 
