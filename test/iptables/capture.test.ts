@@ -4,14 +4,11 @@
  * Needs root (network namespaces, iptables). Everything happens inside namespaces created
  * here and deleted in `after`; the 10.123.0.0/29 and fd00:123::/64 test ranges exist only there.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { ADDON, istioInitArgs, must, AS_PROXY as PROXY, ROOT, type Run, run } from '../netns.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const ADDON = join(ROOT, 'native', 'original-dst', 'build', 'Release', 'original_dst.node');
 const SUFFIX = `${process.pid % 100000}`;
 const POD = `isthmus-pod-${SUFFIX}`;
 const OUT = `isthmus-out-${SUFFIX}`;
@@ -20,47 +17,14 @@ const OUT_IP = '10.123.0.2';
 const OUT_IP_2 = '10.123.0.3';
 const POD_IP6 = 'fd00:123::1';
 const OUT_IP6 = 'fd00:123::2';
-const PROXY = ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups'];
 
-/** The istio-init container's command, verbatim apart from the binary name. */
-const ISTIO_INIT = [
-  '-p',
-  '15001',
-  '-z',
-  '15006',
-  '-u',
-  '1337',
-  '-m',
-  'REDIRECT',
-  '-i',
-  '*',
-  '-x',
-  '',
-  '-b',
-  '*',
-];
-const INIT_ARGS = [...ISTIO_INIT, '-d', '15090,15021,15020'];
+/** The istio-init container's command, from an injected pod spec. */
+const INIT_ARGS = istioInitArgs();
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string[], timeout = 20_000): Run {
-  const [file, ...args] = cmd;
-  const r = spawnSync(file!, args, { cwd: ROOT, encoding: 'utf8', timeout });
-  return {
-    status: r.status,
-    stdout: r.stdout ?? '',
-    stderr: `${r.stderr ?? ''}${r.error ? String(r.error) : ''}`,
-  };
-}
-
-function must(cmd: string[]): string {
-  const r = run(cmd);
-  if (r.status !== 0) throw new Error(`\`${cmd.join(' ')}\` failed (${r.status}): ${r.stderr.trim()}`);
-  return r.stdout;
+/** `args` with `flag`'s value replaced (or the flag appended). */
+function withFlag(args: string[], flag: string, value: string): string[] {
+  const i = args.indexOf(flag);
+  return i < 0 ? [...args, flag, value] : [...args.slice(0, i + 1), value, ...args.slice(i + 2)];
 }
 
 function isthmusIptables(ns: string, args: string[], as: string[] = []): Run {
@@ -280,15 +244,7 @@ describe('transparent capture in a network namespace @integration', function () 
   });
 
   it('(c) re-applying with -x/-o replaces the rules and bypasses excluded ranges and ports', () => {
-    const r = isthmusIptables(POD, [
-      ...ISTIO_INIT.slice(0, -4),
-      '-x',
-      `${OUT_IP_2}/32`,
-      '-b',
-      '*',
-      '-o',
-      '5432',
-    ]);
+    const r = isthmusIptables(POD, [...withFlag(withFlag(INIT_ARGS, '-x', `${OUT_IP_2}/32`), '-o', '5432')]);
     expect(r.status, r.stderr).to.equal(0);
     expect(natRules(POD, 'iptables-save').filter((l) => l.startsWith('-A OUTPUT'))).to.have.length(1);
     expect(connect(POD, OUT_IP_2, 8080).listener).to.equal('outside:8080');

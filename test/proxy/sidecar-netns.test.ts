@@ -6,56 +6,19 @@
  * istio_tcp_connections_opened_total. Needs root; everything lives in namespaces created here
  * (10.124.0.0/29) and deleted afterwards.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { ADDON, AS_PROXY, istioInitArgs, must, ROOT, run } from '../netns.js';
 import { sample } from './tcp-helpers.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const ADDON = join(ROOT, 'native', 'original-dst', 'build', 'Release', 'original_dst.node');
 const SUFFIX = `${process.pid % 100000}`;
 const POD = `isthmus-sc-pod-${SUFFIX}`;
 const OUT = `isthmus-sc-out-${SUFFIX}`;
 const POD_IP = '10.124.0.1';
 const OUT_IP = '10.124.0.2';
-const AS_PROXY = ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups'];
 /** The istio-init container's command from an injected pod spec. */
-const INIT_ARGS = [
-  '-p',
-  '15001',
-  '-z',
-  '15006',
-  '-u',
-  '1337',
-  '-m',
-  'REDIRECT',
-  '-i',
-  '*',
-  '-x',
-  '',
-  '-b',
-  '*',
-  '-d',
-  '15090,15021,15020',
-];
-
-function run(cmd: string[], timeout = 20_000): { status: number | null; stdout: string; stderr: string } {
-  const [file, ...args] = cmd;
-  const r = spawnSync(file!, args, { cwd: ROOT, encoding: 'utf8', timeout });
-  return {
-    status: r.status,
-    stdout: r.stdout ?? '',
-    stderr: `${r.stderr ?? ''}${r.error ? String(r.error) : ''}`,
-  };
-}
-
-function must(cmd: string[]): string {
-  const r = run(cmd);
-  if (r.status !== 0) throw new Error(`\`${cmd.join(' ')}\` failed (${r.status}): ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const INIT_ARGS = istioInitArgs();
 
 // A server-first app: greets with its name and the peer address it sees, then echoes.
 const SERVER = `
