@@ -18,8 +18,10 @@
  * Rule shapes are Istio's (`from[].source`, `to[].operation`, `when[]`), so the proxy's
  * semantics can be checked against Istio's documentation field by field.
  */
+
 import { isIP } from 'node:net';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { isKnownConditionKey } from '../api/security/conditions.js';
 import { Bool, Count, Enum, List, MapOf, NonEmpty, Obj, Opt, type Static, Str, Type } from './kit.js';
 
 export const AUTHZ_POLICY_ACTIONS = ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] as const;
@@ -145,29 +147,7 @@ export function validateInboundSecurity(json: unknown): ValidatedSecurity {
   return errors.length ? { ok: false, errors } : { ok: true, value, errors: [] };
 }
 
-const PLAIN_KEYS = new Set([
-  'source.ip',
-  'remote.ip',
-  'source.namespace',
-  'source.principal',
-  'source.serviceAccount',
-  'request.auth.principal',
-  'request.auth.audiences',
-  'request.auth.presenter',
-  'destination.ip',
-  'destination.port',
-  'connection.sni',
-]);
-
-/** Whether a `when` key is one the proxy knows (Istio's attribute list). */
-export function isKnownConditionKey(key: string): boolean {
-  return (
-    PLAIN_KEYS.has(key) ||
-    /^request\.headers\[[^[\]]+\]$/.test(key) ||
-    /^request\.auth\.claims(\[[^[\]]+\])+$/.test(key) ||
-    /^experimental\.envoy\.filters\.[^[\]]+(\[[^[\]]+\])+$/.test(key)
-  );
-}
+export { isKnownConditionKey };
 
 /** An IP address or CIDR block, or undefined when malformed. */
 export function cidrProblem(v: string): string | undefined {

@@ -3,6 +3,12 @@
  * pkg/config/security), with field paths, plus a few deliberate extras that catch rules which
  * could never match (see the notes on paths, ports and methods below).
  */
+import {
+  CLAIM_CONDITION_KEY,
+  ENVOY_FILTER_CONDITION_KEY,
+  HEADER_CONDITION_KEY,
+  PLAIN_CONDITION_KEYS,
+} from '../../api/security/conditions.js';
 import { at, type Findings } from '../findings.js';
 import { checkCidrOrIp } from '../primitives.js';
 import { checkPolicyScope, type Dict, isObject, list } from './common.js';
@@ -61,21 +67,6 @@ const HTTP_METHODS = new Set([
   'TRACE',
 ]);
 
-/** Keys of `when` conditions with a plain value (Istio's supported attribute list). */
-const PLAIN_KEYS = new Set([
-  'source.ip',
-  'remote.ip',
-  'source.namespace',
-  'source.principal',
-  'source.serviceAccount',
-  'request.auth.principal',
-  'request.auth.audiences',
-  'request.auth.presenter',
-  'destination.ip',
-  'destination.port',
-  'connection.sni',
-]);
-
 const SUPPORTED_KEYS_HINT =
   'request.headers[<name>], source.ip, remote.ip, source.namespace, source.principal, source.serviceAccount, ' +
   'request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[<claim>], ' +
@@ -83,19 +74,19 @@ const SUPPORTED_KEYS_HINT =
 
 /** Why a `when` key is not accepted, or undefined when it is. */
 export function checkConditionKey(key: string): string | undefined {
-  if (PLAIN_KEYS.has(key)) return undefined;
+  if (PLAIN_CONDITION_KEYS.has(key)) return undefined;
   if (key.startsWith('request.headers')) {
-    return /^request\.headers\[[^[\]]+\]$/.test(key)
+    return HEADER_CONDITION_KEY.test(key)
       ? undefined
       : `bad key ${JSON.stringify(key)}: write the header name in brackets, e.g. request.headers[User-Agent]`;
   }
   if (key.startsWith('request.auth.claims')) {
-    return /^request\.auth\.claims(\[[^[\]]+\])+$/.test(key)
+    return CLAIM_CONDITION_KEY.test(key)
       ? undefined
       : `bad key ${JSON.stringify(key)}: write the claim name in brackets, e.g. request.auth.claims[iss] (nested: request.auth.claims[a][b])`;
   }
   if (key.startsWith('experimental.envoy.filters.')) {
-    return /^experimental\.envoy\.filters\.[^[\]]+(\[[^[\]]+\])+$/.test(key)
+    return ENVOY_FILTER_CONDITION_KEY.test(key)
       ? undefined
       : `bad key ${JSON.stringify(key)}: should have the form experimental.envoy.filters.<filter>[<key>]`;
   }
