@@ -15,6 +15,7 @@ import {
   type Subset,
 } from './destination-rules.js';
 import { clusterEndpoints } from './endpoints.js';
+import { clusterTls } from './mtls.js';
 import { clusterSettings, effectivePolicy } from './traffic-policy.js';
 import type { Warn } from './warnings.js';
 
@@ -69,10 +70,19 @@ function build(
     subset: subset?.name ?? '',
     host: svc.hostname,
   });
-  const c: Cluster = {
-    ...baseCluster(svc, port, name),
-    ...clusterSettings(effectivePolicy(rule?.trafficPolicy, subset?.trafficPolicy, port.port), where, warn),
-  };
+  const policy = effectivePolicy(rule?.trafficPolicy, subset?.trafficPolicy, port.port);
+  const c: Cluster = { ...baseCluster(svc, port, name), ...clusterSettings(policy, where, warn) };
+  const tls = clusterTls({
+    tls: policy.tls,
+    snap,
+    svc,
+    port: port.port,
+    subset: subset?.name ?? '',
+    where,
+    warn,
+  });
+  if (tls) c.tls = tls;
+  else delete c.tls;
   if (!isHttpOrSniffed(port.protocol)) delete c.upstreamProtocol;
   const endpoints = clusterEndpoints(snap, svc, port, subset ? (subset.labels ?? {}) : undefined);
   if (subset && endpoints.length === 0 && snap.endpoints.get(svc.key)?.some((e) => e.ready))

@@ -14,6 +14,7 @@ import {
   ENDPOINTS_API_VERSION,
   type Endpoint,
   type EndpointTable,
+  type InboundMtls,
   type Listener,
   PASSTHROUGH_CLUSTER,
   type ProxyTables,
@@ -27,6 +28,7 @@ import { destinationRuleIndex, selectorRulesFingerprint } from './destination-ru
 import { hasSourceConditions, sourceMatches } from './http-routes.js';
 import { buildInbound } from './inbound.js';
 import { outboundHttpListener, tcpListeners } from './listeners.js';
+import { inboundMtlsFor } from './peer-authentication.js';
 import { buildRouteConfigs, newRouteMemo, type RouteMemo, vsOwners } from './virtual-hosts.js';
 import { type CompileWarning, Warnings } from './warnings.js';
 
@@ -183,6 +185,8 @@ interface Assembled {
   endpoints: EndpointTable;
   hash: string;
   warnings: CompileWarning[];
+  /** PeerAuthentication resolved for this workload (undefined = PERMISSIVE). */
+  inboundMtls: InboundMtls | undefined;
 }
 
 function assemble(snap: MeshSnapshot, c: Caches, w: WorkloadIdentity, inKey: string): Assembled {
@@ -204,6 +208,7 @@ function assemble(snap: MeshSnapshot, c: Caches, w: WorkloadIdentity, inKey: str
   }
   const warnings = new Warnings();
   for (const x of [...out.warnings, ...inb.warnings]) warnings.warn(x.resource, x.message);
+  const inboundMtls = inboundMtlsFor(snap, w, warnings.warn);
   return {
     listeners: mergeSorted(out.listeners, inb.listeners),
     routeConfigs: [...out.routeConfigs, ...inb.routeConfigs],
@@ -213,8 +218,9 @@ function assemble(snap: MeshSnapshot, c: Caches, w: WorkloadIdentity, inKey: str
       version: shortHash(`${out.endpointsHash}|${inb.endpointsHash}`),
       clusters: eps,
     },
-    hash: `${out.hash}|${inb.hash}`,
+    hash: `${out.hash}|${inb.hash}${inboundMtls ? `|${canonicalJson(inboundMtls)}` : ''}`,
     warnings: warnings.sorted(),
+    inboundMtls,
   };
 }
 
@@ -236,5 +242,6 @@ export function compileForWorkload(snap: MeshSnapshot, w: WorkloadIdentity): Com
     routeConfigs: a.routeConfigs,
     clusters: a.clusters,
   };
+  if (a.inboundMtls) tables.inboundMtls = a.inboundMtls;
   return { tables, endpoints: a.endpoints, warnings: a.warnings };
 }

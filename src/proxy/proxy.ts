@@ -21,6 +21,8 @@ import { createLogger, type LogLevel } from './log.js';
 import { Snapshot } from './snapshot.js';
 import { type TcpOptions, TcpProxy } from './tcp/index.js';
 import { IstioMetrics } from './telemetry/istio-metrics.js';
+import { type CertificateSource, MeshIdentity } from './tls/identity.js';
+import { InboundTls } from './tls/inbound.js';
 import { ClusterRegistry } from './upstream/registry.js';
 
 export interface ProxyOptions {
@@ -43,6 +45,12 @@ export interface ProxyOptions {
   /** Ready before any config arrived (sidecar mode: passthrough works without config). */
   readyWithoutConfig?: boolean;
   tcp?: TcpOptions;
+  /**
+   * The workload certificate (the agent's CertificateManager). With it the proxy does mesh
+   * mTLS (client side for ISTIO_MUTUAL clusters, server side on the inbound capture port) and
+   * is not ready until the first certificate arrived.
+   */
+  certificates?: CertificateSource;
 }
 
 export type ApplyResult =
@@ -65,6 +73,10 @@ export class SidecarProxy implements AdminTarget {
   private readonly readiness: Array<() => boolean> = [];
   /** TCP listeners, TLS passthrough, sniffing and original-destination passthrough (tcp/). */
   readonly tcp: TcpProxy;
+  /** The workload's mTLS identity (null without a certificate source: no mesh mTLS). */
+  readonly identity: MeshIdentity | null;
+  /** Inbound mTLS termination for the capture listener (null without an identity). */
+  readonly inboundTls: InboundTls | null;
   readonly status: ConfigStatus = {
     version: '',
     accepted: 0,
@@ -83,6 +95,13 @@ export class SidecarProxy implements AdminTarget {
       this.metrics.setNode(opts.node);
       this.tcp.metrics.setNode(opts.node);
     }
+    this.identity = opts.certificates ? new MeshIdentity(opts.certificates, this.log) : null;
+    this.inboundTls = this.identity
+      ? new InboundTls(this.identity, this.log, opts.tcp?.sniffTimeoutMs)
+      : null;
+    this.registry.tls = { identity: this.identity, log: this.log };
+    const identity = this.identity;
+    if (identity !== null) this.addReadinessCheck(() => identity.ready);
   }
 
   /** Hands a connection accepted elsewhere to an HTTP listener's server (see tcp/, sidecar/). */
@@ -199,6 +218,7 @@ export class SidecarProxy implements AdminTarget {
     if (this.stopped) return;
     this.stopped = true;
     this.draining = true;
+    this.identity?.close();
     await Promise.all([this.listeners.close(drainMs), this.tcp.close(drainMs)]);
     await this.registry.close();
     for (const s of this.servers) {

@@ -15,6 +15,7 @@ import type { StreamOwner } from '../http1/stream.js';
 import { GrpcStatus, grpcStatusOf, retriableGrpc } from '../http2/grpc.js';
 import type { CompiledForward, CompiledRoute, Target } from '../router/compiled.js';
 import { Protocol } from '../telemetry/istio-metrics.js';
+import { peerOfStream } from '../tls/peer.js';
 import type { ClusterState, SlotWaiter } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
 import { Attempt, type AttemptOwner, type RawHeaders } from './attempt.js';
@@ -445,6 +446,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
       this.respBytes,
       this.grpc ? Protocol.grpc : Protocol.http,
       this.grpcStatus,
+      peerOfStream(this.res),
     );
   }
 

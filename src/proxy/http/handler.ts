@@ -15,6 +15,7 @@ import { capturedPort } from '../sidecar/captured.js';
 import type { Snapshot } from '../snapshot.js';
 import { tunnelUpgrade, upgradeOf } from '../tcp/upgrade.js';
 import { Protocol } from '../telemetry/istio-metrics.js';
+import { peerOfStream } from '../tls/peer.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, RESPONSE_BUFFER_LIMIT } from './exchange.js';
 import {
@@ -206,7 +207,7 @@ export class HttpHandler {
     this.recorder.stats.rqNoRoute++;
     const n = writeLocal(stream, 404, null, null);
     if (stream.grpc === true) recordGrpcLocal(this.recorder, stream, 404, Flag.NR, startMs, n);
-    else this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n);
+    else this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n, 0, -1, peerOfStream(stream));
   }
 
   private localDone(
@@ -220,7 +221,7 @@ export class HttpHandler {
     this.recorder.stats.rqLocal++;
     const n = writeLocal(stream, status, body, headers);
     if (stream.grpc === true) recordGrpcLocal(this.recorder, stream, status, flags, startMs, n);
-    else this.recorder.record(null, null, status, flags, startMs, 0, n);
+    else this.recorder.record(null, null, status, flags, startMs, 0, n, 0, -1, peerOfStream(stream));
   }
 }
 
@@ -234,7 +235,8 @@ function recordGrpcLocal(
   bytes: number,
 ): void {
   const g = localGrpcStatus(stream, status, -1);
-  recorder.record(null, null, g >= 0 ? 200 : status, flags, startMs, 0, bytes, Protocol.grpc, g);
+  const peer = peerOfStream(stream);
+  recorder.record(null, null, g >= 0 ? 200 : status, flags, startMs, 0, bytes, Protocol.grpc, g, peer);
 }
 
 function pickTarget(targets: readonly Target[], total: number): Target {

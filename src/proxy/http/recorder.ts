@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'winston';
 import type { IstioMetrics, Reporter } from '../telemetry/istio-metrics.js';
+import type { PeerIdentity } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
 
@@ -34,6 +35,7 @@ export class RequestRecorder {
     responseBytes: number,
     protocol = 0,
     grpcStatus = -1,
+    peer: PeerIdentity | null = null,
   ): void {
     this.stats.rqTotal++;
     this.metrics.record(
@@ -47,6 +49,7 @@ export class RequestRecorder {
       responseBytes,
       protocol,
       grpcStatus,
+      peer,
     );
   }
 

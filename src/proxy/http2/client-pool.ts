@@ -99,7 +99,8 @@ class H2Session {
       settings: { enablePush: false, initialWindowSize: H2_SETTINGS.initialWindowSize },
       maxSessionMemory: H2_MAX_SESSION_MEMORY,
       peerMaxConcurrentStreams: DEFAULT_PEER_STREAMS,
-      createConnection: () => net.connect({ host, port, noDelay: true }),
+      createConnection: () =>
+        pool.settings.transport?.connect(host, port, 'h2') ?? net.connect({ host, port, noDelay: true }),
     });
     this.connectTimer = setTimeout(() => {
       this.session.destroy(new Error(`connect timeout after ${pool.settings.connectTimeoutMs} ms`));

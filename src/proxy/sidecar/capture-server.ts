@@ -8,6 +8,7 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import { getOriginalDst, type OriginalDst } from '../../iptables/original-dst.js';
+import { inboundModeFor } from '../../tables/index.js';
 import type { Snapshot } from '../snapshot.js';
 import {
   acceptAsHttp,
@@ -17,7 +18,8 @@ import {
   Sniffed,
   type TcpProxy,
 } from '../tcp/index.js';
-import { CaptureTable, Via } from './capture-table.js';
+import type { InboundTls } from '../tls/inbound.js';
+import { type CaptureRoute, CaptureTable, Via } from './capture-table.js';
 import { setCaptured } from './captured.js';
 
 export interface CaptureDeps extends HttpAcceptor {
@@ -28,6 +30,8 @@ export interface CaptureDeps extends HttpAcceptor {
   originalDst?: (socket: Socket) => OriginalDst | null;
   /** Sniffing gives up after this long (server-first protocols) and goes TCP; default 100 ms. */
   sniffTimeoutMs?: number;
+  /** Inbound mTLS termination (sidecars with a workload identity); absent = plaintext only. */
+  inboundTls?: InboundTls | null;
 }
 
 /** SO_ORIGINAL_DST through the native addon; null when the socket was not redirected. */
@@ -127,10 +131,30 @@ export class CaptureListener {
     }
     setCaptured(socket, dst);
     const route = table.route(dst.address, dst.port);
-    const passthrough = (down: Socket, pending: Buffer | null) =>
-      tcp.passthrough(down, dst, inbound, pending);
-    if (route.via === Via.Passthrough) {
-      passthrough(socket, null);
+    const itls = inbound ? this.deps.inboundTls : undefined;
+    if (itls) {
+      const mode = inboundModeFor(table.snapshot.tables.inboundMtls, dst.port);
+      if (mode !== 'DISABLE') {
+        itls.handle(socket, mode, {
+          plaintext: (s, pending) => this.serve(s, dst, route, pending),
+          secured: (t) => {
+            setCaptured(t, dst);
+            this.serve(t, dst, route, null);
+          },
+        });
+        return;
+      }
+    }
+    this.serve(socket, dst, route, null);
+  }
+
+  /** Serves a captured connection (plaintext, or decrypted by inbound mTLS) by its route. */
+  private serve(socket: Socket, dst: OriginalDst, route: CaptureRoute, pending: Buffer | null): void {
+    const tcp = this.deps.tcp;
+    const inbound = this.direction === 'inbound';
+    const passthrough = (down: Socket, rest: Buffer | null) => tcp.passthrough(down, dst, inbound, rest);
+    if (route.via === Via.Passthrough || pending !== null) {
+      passthrough(socket, pending);
       return;
     }
     const listener = route.listener!;
@@ -140,13 +164,13 @@ export class CaptureListener {
     }
     // HTTP listener or virtual auto listener: the first bytes pick HTTP/1, HTTP/2 or TCP.
     this.sockets.add(socket);
-    peek(socket, classifyProtocol, this.sniffTimeoutMs, 64, (p, pending) => {
+    peek(socket, classifyProtocol, this.sniffTimeoutMs, 64, (p, rest) => {
       this.sockets.delete(socket);
       if (socket.destroyed) return;
       const http = p === Sniffed.Http1 || p === Sniffed.Http2 || route.via === Via.Http;
-      if (pending === null && http && acceptAsHttp(this.deps, listener.name, socket, p === Sniffed.Http2))
+      if (rest === null && http && acceptAsHttp(this.deps, listener.name, socket, p === Sniffed.Http2))
         return;
-      passthrough(socket, pending);
+      passthrough(socket, rest);
     });
   }
 }

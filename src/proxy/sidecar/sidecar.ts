@@ -17,6 +17,7 @@ import {
 } from '../../agent/status/index.js';
 import type { OriginalDst } from '../../iptables/original-dst.js';
 import { SidecarProxy } from '../proxy.js';
+import type { CertificateSource } from '../tls/identity.js';
 import { CaptureListener } from './capture-server.js';
 import { workloadFromEnv } from './workload.js';
 
@@ -55,6 +56,8 @@ export interface SidecarOptions {
   sniffTimeoutMs?: number;
   /** Called once the sidecar stopped after /quitquitquit (the CLI exits there). */
   onExit?: (code: number) => void;
+  /** Workload certificates (the agent's CertificateManager): enables mesh mTLS. */
+  certificates?: CertificateSource;
 }
 
 function hasIPv6(): boolean {
@@ -84,6 +87,7 @@ export class Sidecar {
       logger: log,
       node: workloadFromEnv(env),
       readyWithoutConfig: true,
+      ...(opts.certificates ? { certificates: opts.certificates } : {}),
       ...(opts.sniffTimeoutMs !== undefined ? { tcp: { sniffTimeoutMs: opts.sniffTimeoutMs } } : {}),
       onQuit: () => {
         void this.stop().then(() => this.opts.onExit?.(0));
@@ -97,6 +101,7 @@ export class Sidecar {
       log,
       ...(opts.originalDst ? { originalDst: opts.originalDst } : {}),
       ...(opts.sniffTimeoutMs !== undefined ? { sniffTimeoutMs: opts.sniffTimeoutMs } : {}),
+      inboundTls: proxy.inboundTls,
     };
     this.outbound = new CaptureListener('outbound', SIDECAR_PORTS.outbound, deps);
     this.inbound = new CaptureListener('inbound', SIDECAR_PORTS.inbound, deps);

@@ -11,6 +11,7 @@ import type { Workload } from '../../tables/index.js';
 import { parseClusterName } from '../../tables/index.js';
 import { flagsString } from '../flags.js';
 import { escapeLabel, type Reporter } from '../telemetry/istio-metrics.js';
+import type { PeerIdentity } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
 
@@ -57,6 +58,8 @@ export class TcpSeries {
 
 class TcpBase {
   readonly byFlags = new Map<number, TcpSeries>();
+  /** Destination side: variants per mTLS peer principal. */
+  peers: Map<string, TcpBase> | null = null;
   constructor(
     readonly gen: number,
     readonly prefix: string,
@@ -86,6 +89,7 @@ export class TcpMetrics {
     cluster: ClusterState,
     endpoint: EndpointState | null,
     flags: number,
+    peer: PeerIdentity | null = null,
   ): TcpSeries {
     const holder: object = endpoint ?? cluster;
     let base = this.slots.get(holder);
@@ -93,27 +97,53 @@ export class TcpMetrics {
       base = this.newBase(reporter, endpoint?.workload ?? {}, serviceOf(cluster));
       this.slots.set(holder, base);
     }
+    if (peer !== null)
+      base = this.withPeer(base, reporter, endpoint?.workload ?? {}, serviceOf(cluster), peer);
     return seriesOf(base, flags);
   }
 
   /** Series of a passthrough (or black-holed) connection; `name` is the Istio cluster name. */
-  forPassthrough(reporter: Reporter, name: string, flags: number): TcpSeries {
+  forPassthrough(
+    reporter: Reporter,
+    name: string,
+    flags: number,
+    peer: PeerIdentity | null = null,
+  ): TcpSeries {
     const key = `${reporter}|${name}`;
+    const svc = { host: U, name, namespace: U };
     let base = this.named.get(key);
     if (base === undefined) {
-      base = this.newBase(reporter, {}, { host: U, name, namespace: U });
+      base = this.newBase(reporter, {}, svc);
       this.named.set(key, base);
     }
+    if (peer !== null) base = this.withPeer(base, reporter, {}, svc, peer);
     return seriesOf(base, flags);
+  }
+
+  private withPeer(
+    base: TcpBase,
+    reporter: Reporter,
+    workload: Workload,
+    svc: { host: string; name: string; namespace: string },
+    peer: PeerIdentity,
+  ): TcpBase {
+    base.peers ??= new Map();
+    let b = base.peers.get(peer.principal);
+    if (b === undefined) {
+      b = this.newBase(reporter, workload, svc, peer);
+      base.peers.set(peer.principal, b);
+    }
+    return b;
   }
 
   private newBase(
     reporter: Reporter,
     peer: Workload,
     svc: { host: string; name: string; namespace: string },
+    mtlsPeer: PeerIdentity | null = null,
   ): TcpBase {
     const self = this.node;
-    const src = reporter === 'source' ? self : {};
+    const src = reporter === 'source' ? self : mtlsPeer !== null ? { principal: mtlsPeer.principal } : {};
     const dst = reporter === 'source' ? peer : self;
     const labels: Array<[string, string]> = [
       ['reporter', reporter],
@@ -131,7 +161,10 @@ export class TcpMetrics {
       ['destination_service_name', svc.name],
       ['destination_service_namespace', svc.namespace],
       ['request_protocol', 'tcp'],
-      ['connection_security_policy', reporter === 'destination' ? 'none' : U],
+      [
+        'connection_security_policy',
+        reporter === 'destination' ? (mtlsPeer !== null ? 'mutual_tls' : 'none') : U,
+      ],
     ];
     const base = new TcpBase(this.gen, labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(','));
     this.bases.add(base);

@@ -6,6 +6,7 @@
  */
 import net, { type Socket } from 'node:net';
 import { Flag } from '../flags.js';
+import type { UpstreamTls } from '../tls/upstream.js';
 import type { LiveConnection, TcpSeries } from './metrics.js';
 
 export interface Destination {
@@ -13,6 +14,8 @@ export interface Destination {
   port: number;
   /** Source address to bind (inbound passthrough uses 127.0.0.6). */
   localAddress?: string;
+  /** Originate TLS (mTLS to a meshed endpoint, DestinationRule TLS); absent = plaintext. */
+  tls?: UpstreamTls;
 }
 
 export interface SessionHooks {
@@ -53,16 +56,19 @@ export class TcpSession implements LiveConnection {
     const down = this.down;
     this.pending = pending;
     down.pause();
-    const up = net.connect({
-      host: dst.host,
-      port: dst.port,
-      allowHalfOpen: true,
-      noDelay: true,
-      ...(dst.localAddress !== undefined ? { localAddress: dst.localAddress } : {}),
-    });
+    const up =
+      dst.tls?.connect(dst.host, dst.port, 'tcp') ??
+      net.connect({
+        host: dst.host,
+        port: dst.port,
+        allowHalfOpen: true,
+        noDelay: true,
+        ...(dst.localAddress !== undefined ? { localAddress: dst.localAddress } : {}),
+      });
     this.up = up;
     up.on('error', (err: Error) => this.upError(err));
-    up.once('connect', () => this.established(t.idleTimeoutMs));
+    // TLS: established once the peer is verified, so a refused identity counts as UF.
+    up.once(dst.tls ? 'secureConnect' : 'connect', () => this.established(t.idleTimeoutMs));
     if (t.connectTimeoutMs > 0) this.connectTimer = setTimeout(onConnectTimeout, t.connectTimeoutMs, this);
     // The client gave up while we were connecting.
     down.once('close', () => {

@@ -13,6 +13,7 @@ import { Flag } from '../flags.js';
 import type { ListenerBindOptions } from '../http/listeners.js';
 import type { Snapshot } from '../snapshot.js';
 import type { Reporter } from '../telemetry/istio-metrics.js';
+import { peerOf } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
 import {
@@ -140,7 +141,9 @@ export class TcpProxy {
     const counters = this.countersOf(cluster);
     const cp = cluster.def.connectionPool;
     const endpoint = cluster.pick();
-    const series = (flags: number) => this.metrics.forCluster(reporter, cluster, endpoint ?? null, flags);
+    const peer = peerOf(down);
+    const series = (flags: number) =>
+      this.metrics.forCluster(reporter, cluster, endpoint ?? null, flags, peer);
     if (endpoint === undefined) {
       cluster.stats.rqNoHealthy++;
       this.reject(down, series(Flag.UH));
@@ -159,7 +162,9 @@ export class TcpProxy {
     this.sessions.add(session);
     const host = endpoint.address;
     session.connect(
-      { host, port: endpoint.port },
+      endpoint.transport
+        ? { host, port: endpoint.port, tls: endpoint.transport }
+        : { host, port: endpoint.port },
       {
         connectTimeoutMs: cluster.def.connectTimeoutMs ?? DEFAULT_CONNECT_MS,
         idleTimeoutMs: cp?.idleTimeoutMs ?? this.idleTimeoutMs,
@@ -180,7 +185,8 @@ export class TcpProxy {
   ): void {
     const reporter: Reporter = inbound ? 'destination' : 'source';
     const name = inbound ? (dst.family === 6 ? INBOUND_PASSTHROUGH_V6 : INBOUND_PASSTHROUGH_V4) : PASSTHROUGH;
-    const series = (flags: number) => this.metrics.forPassthrough(reporter, name, flags);
+    const peer = peerOf(down);
+    const series = (flags: number) => this.metrics.forPassthrough(reporter, name, flags, peer);
     const target: Destination = { host: dst.address, port: dst.port };
     if (inbound)
       target.localAddress = dst.family === 6 ? INBOUND_PASSTHROUGH_BIND_V6 : INBOUND_PASSTHROUGH_BIND_V4;

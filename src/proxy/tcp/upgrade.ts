@@ -12,6 +12,7 @@ import type { Downstream } from '../http/downstream.js';
 import { writeLocal } from '../http/local-reply.js';
 import type { RequestRecorder } from '../http/recorder.js';
 import { Http1Stream, type StreamOwner } from '../http1/stream.js';
+import { peerOfStream } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
 
@@ -51,10 +52,12 @@ class UpgradeTunnel implements StreamOwner {
     ep.active++;
     ep.total++;
     this.cluster.stats.rqTotal++;
-    const up = net.connect({ host: ep.address, port: ep.port, noDelay: true });
+    const up =
+      ep.transport?.connect(ep.address, ep.port, 'http1') ??
+      net.connect({ host: ep.address, port: ep.port, noDelay: true });
     this.up = up;
     up.on('error', (err) => this.upError(err));
-    up.once('connect', () => this.connected());
+    up.once(ep.transport ? 'secureConnect' : 'connect', () => this.connected());
     this.timer = setTimeout(onConnectTimeout, this.cluster.def.connectTimeoutMs ?? 10_000, this);
   }
 
@@ -138,6 +141,9 @@ class UpgradeTunnel implements StreamOwner {
       this.startMs,
       requestBytes,
       responseBytes,
+      0,
+      -1,
+      peerOfStream(this.stream),
     );
   }
 
@@ -173,7 +179,7 @@ export function tunnelUpgrade(
   if (endpoint === undefined) {
     cluster.stats.rqNoHealthy++;
     const n = writeLocal(s, 503, Body.noHealthyUpstream, null);
-    recorder.record(cluster, null, 503, Flag.UH, startMs, 0, n);
+    recorder.record(cluster, null, 503, Flag.UH, startMs, 0, n, 0, -1, peerOfStream(s));
     return;
   }
   let head = `${s.method} ${path} HTTP/1.1\r\n`;

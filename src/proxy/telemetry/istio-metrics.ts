@@ -7,6 +7,7 @@
 import type { Workload } from '../../tables/index.js';
 import { parseClusterName } from '../../tables/index.js';
 import { flagsString } from '../flags.js';
+import type { PeerIdentity } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
 
@@ -41,6 +42,8 @@ class Series {
 /** Label prefix shared by all series of one (reporter, peer, service) combination. */
 class LabelBase {
   readonly series = new Map<number, Series>();
+  /** Destination side: variants of this base per mTLS peer principal (see withPeer). */
+  peers: Map<string, LabelBase> | null = null;
   constructor(
     readonly gen: number,
     readonly prefix: string,
@@ -81,8 +84,10 @@ export class IstioMetrics {
     responseBytes: number,
     protocol = 0,
     grpcStatus = -1,
+    peer: PeerIdentity | null = null,
   ): void {
-    const base = this.baseFor(reporter, cluster, endpoint);
+    let base = this.baseFor(reporter, cluster, endpoint);
+    if (peer !== null) base = this.withPeer(base, reporter, cluster, endpoint, peer);
     // code < 1000, flags < 8192: one number per (protocol, grpc status, code, flags).
     const key = ((grpcStatus + 1) * 2 + protocol) * 8_192_000 + code * 8192 + flags;
     let s = base.series.get(key);
@@ -121,15 +126,34 @@ export class IstioMetrics {
     return b;
   }
 
+  /** The base of `base`'s labels for requests from an mTLS peer (one Map lookup). */
+  private withPeer(
+    base: LabelBase,
+    reporter: Reporter,
+    cluster: ClusterState | null,
+    endpoint: EndpointState | null,
+    peer: PeerIdentity,
+  ): LabelBase {
+    base.peers ??= new Map();
+    let b = base.peers.get(peer.principal);
+    if (b === undefined) {
+      b = this.newBase(reporter, cluster, endpoint, peer);
+      base.peers.set(peer.principal, b);
+    }
+    return b;
+  }
+
   private newBase(
     reporter: Reporter,
     cluster: ClusterState | null,
     endpoint: EndpointState | null,
+    mtlsPeer: PeerIdentity | null = null,
   ): LabelBase {
     const peer = endpoint?.workload ?? {};
     const self = this.node;
     // Outbound (source reporter): we are the source, the endpoint is the destination.
-    const src = reporter === 'source' ? self : {};
+    // Inbound, the source's identity is the verified mTLS peer (no metadata exchange).
+    const src = reporter === 'source' ? self : mtlsPeer !== null ? { principal: mtlsPeer.principal } : {};
     const dst = reporter === 'source' ? peer : self;
     const svc = serviceOf(cluster);
     const labels: Array<[string, string]> = [
@@ -149,8 +173,9 @@ export class IstioMetrics {
       ['destination_service_namespace', svc.namespace],
     ];
     const prefix = labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
-    // No TLS yet: the destination side knows it is plaintext; the source side cannot tell.
-    const security = `connection_security_policy="${reporter === 'destination' ? 'none' : U}"`;
+    // The destination side knows (mutual_tls or plaintext); Istio's source side reports unknown.
+    const policy = reporter === 'destination' ? (mtlsPeer !== null ? 'mutual_tls' : 'none') : U;
+    const security = `connection_security_policy="${policy}"`;
     const base = new LabelBase(this.gen, prefix, security);
     this.bases.add(base);
     return base;

@@ -26,7 +26,7 @@ export function classifyHello(buf: Buffer): HelloKindValue | undefined {
   if (buf[1] !== 0x03) return HelloKind.Plain;
   const alpn = clientHelloAlpn(buf);
   if (alpn === undefined) return buf.length >= MAX_HELLO ? HelloKind.OtherTls : undefined;
-  return alpn !== null && alpn.some(isMeshAlpn) ? HelloKind.MeshTls : HelloKind.OtherTls;
+  return alpn?.some(isMeshAlpn) ? HelloKind.MeshTls : HelloKind.OtherTls;
 }
 
 /**

@@ -122,6 +122,17 @@ export class InboundTls {
       clearTimeout(timer);
       t.off('error', onError);
       t.on('error', noop);
+      // A TLSSocket made outside tls.Server leaves the verdict of OpenSSL's chain check to us.
+      const verifyError = chainError(t);
+      if (verifyError !== null) {
+        this.stats.handshakeFailed++;
+        if (this.log.isDebugEnabled())
+          this.log.debug(
+            `mTLS: refused inbound peer ${socket.remoteAddress}: certificate not verified by the mesh root (${verifyError})`,
+          );
+        t.destroy();
+        return;
+      }
       const ids = spiffeIdsOf(t.getPeerCertificate()?.subjectaltname);
       const prefix = this.identity.trustPrefix;
       const principal = ids.find((id) => prefix === '' || id.startsWith(prefix));
@@ -135,11 +146,21 @@ export class InboundTls {
         return;
       }
       this.stats.terminated++;
+      // tls.Server clears this once a server socket is secure; node:http2 waits on it otherwise.
+      (t as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       const sni = (t as TLSSocket & { servername?: string | false }).servername;
       setPeer(t, new PeerIdentity(principal, typeof sni === 'string' ? sni : ''));
       h.secured(t);
     });
   }
+}
+
+/** OpenSSL's verification result of the peer chain (what tls.Server reads), null when it verified. */
+function chainError(t: TLSSocket): string | null {
+  const ssl = (t as TLSSocket & { ssl?: { verifyError?: () => (Error & { code?: string }) | null } }).ssl;
+  if (typeof ssl?.verifyError !== 'function') return 'verification result unavailable';
+  const err = ssl.verifyError();
+  return err ? (err.code ?? err.message) : null;
 }
 
 function onHandshakeTimeout(t: TLSSocket): void {

@@ -64,6 +64,9 @@ export class UpstreamTls {
   /** Whether an endpoint (by its labels) gets TLS: always, or for `auto` only meshed ones. */
   appliesTo(labels: Readonly<Record<string, string>> | undefined): boolean {
     if (this.tls.auto !== true) return true;
+    // A proxy without a workload identity cannot do mesh mTLS: auto mTLS stays plaintext
+    // (PERMISSIVE peers accept it); an explicit ISTIO_MUTUAL fails instead (see connect).
+    if (this.identity === null) return false;
     return labels?.[TLS_MODE_LABEL] === TLS_MODE_ISTIO;
   }
 

@@ -5,9 +5,18 @@
  * A ClusterState outlives config versions while the cluster's definition is unchanged, so
  * pools and counters persist across hot swaps.
  */
+import type { Logger } from 'winston';
 import type { Cluster, Endpoint } from '../../tables/index.js';
+import type { MeshIdentity } from '../tls/identity.js';
+import { UpstreamTls } from '../tls/upstream.js';
 import { type Balancer, createBalancer } from './balancer.js';
 import { createPool, EndpointState, endpointKey, type PoolSettings, poolKey } from './endpoint.js';
+
+/** What clusters need to originate TLS (the proxy's workload identity, a logger). */
+export interface ClusterTlsDeps {
+  identity: MeshIdentity | null;
+  log: Logger;
+}
 
 /** Something waiting for a circuit-breaker slot. */
 export interface SlotWaiter {
@@ -42,6 +51,8 @@ export class ClusterState {
   readonly maxRetries: number;
   readonly balancer: Balancer;
   readonly stats: ClusterStats;
+  /** Client-side TLS of the cluster (null = plaintext); per endpoint for auto mTLS. */
+  readonly tls: UpstreamTls | null;
   hosts: EndpointState[] = [];
   healthy: EndpointState[] = [];
   active = 0;
@@ -51,7 +62,7 @@ export class ClusterState {
   private readonly pending: SlotWaiter[] = [];
   private pendingHead = 0;
 
-  constructor(def: Cluster, defKey: string, stats?: ClusterStats) {
+  constructor(def: Cluster, defKey: string, stats?: ClusterStats, tls?: ClusterTlsDeps) {
     this.name = def.name;
     this.def = def;
     this.defKey = defKey;
@@ -75,6 +86,16 @@ export class ClusterState {
     this.poolSettingsKey = poolKey(this.poolSettings);
     this.balancer = createBalancer(def.lbPolicy);
     this.stats = stats ?? new ClusterStats();
+    this.tls =
+      def.tls && def.tls.mode !== 'DISABLE' && tls
+        ? new UpstreamTls(def.name, def.tls, tls.identity, tls.log)
+        : null;
+  }
+
+  /** The TLS of one endpoint: the cluster's, unless auto mTLS leaves this endpoint plaintext. */
+  transportFor(ep: Endpoint): UpstreamTls | null {
+    const t = this.tls;
+    return t?.appliesTo(ep.labels) ? t : null;
   }
 
   pick(): EndpointState | undefined {
@@ -123,10 +144,14 @@ export class ClusterState {
     const next: EndpointState[] = [];
     for (const ep of endpoints) {
       const key = endpointKey(ep);
-      const old = reusable.get(key);
-      const pool = old ? old.pool : createPool(ep.address, ep.port, this.poolSettings);
+      const transport = this.transportFor(ep);
+      let old = reusable.get(key);
+      // A host whose TLS changed (e.g. it got a sidecar) needs a new pool.
+      if (old && old.transport?.key !== transport?.key) old = undefined;
+      const settings = transport ? { ...this.poolSettings, transport } : this.poolSettings;
+      const pool = old ? old.pool : createPool(ep.address, ep.port, settings);
       if (old) reusable.delete(key);
-      const state = new EndpointState(ep, pool);
+      const state = new EndpointState(ep, pool, transport);
       if (old && sameEndpoint(old.spec, ep)) {
         state.active = old.active;
         state.total = old.total;

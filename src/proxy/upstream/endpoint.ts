@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Endpoint, Workload } from '../../tables/index.js';
 import { AutoPool, H2Pool } from '../http2/client-pool.js';
+import type { UpstreamTls } from '../tls/upstream.js';
 
 export interface PoolSettings {
   /** Max connections to this host; undefined = unbounded. */
@@ -19,6 +20,8 @@ export interface PoolSettings {
   protocol?: 'http1' | 'http2' | 'auto';
   /** HTTP/2: streams per connection (0 = the peer's SETTINGS limit). */
   maxConcurrentStreams?: number;
+  /** TLS to this host (per endpoint: see ClusterState.setEndpoints); absent = plaintext. */
+  transport?: UpstreamTls;
 }
 
 /** One upstream request as the exchange hands it to a pool (undici's dispatch shape). */
@@ -67,7 +70,7 @@ function createHttp1Pool(address: string, port: number, s: PoolSettings): Pool {
   return new Pool(`http://${host}:${port}`, {
     connections: s.connections ?? null,
     pipelining: 1,
-    connect: { timeout: s.connectTimeoutMs },
+    connect: s.transport ? s.transport.connector(s.connectTimeoutMs) : { timeout: s.connectTimeoutMs },
     keepAliveTimeout: s.idleTimeoutMs,
     keepAliveMaxTimeout: Math.max(s.idleTimeoutMs, 1000),
     ...(s.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: s.maxRequestsPerConnection } : {}),
@@ -84,6 +87,8 @@ export class EndpointState {
   readonly workload: Workload | undefined;
   readonly spec: Endpoint;
   readonly pool: UpstreamPool;
+  /** TLS to this host (mTLS or DestinationRule origination); null = plaintext. */
+  readonly transport: UpstreamTls | null;
   /** Requests currently dispatched to this host (for LEAST_REQUEST and /clusters). */
   active = 0;
   total = 0;
@@ -91,8 +96,9 @@ export class EndpointState {
   /** Metrics label cache slot, owned by telemetry (per endpoint, so per request is free). */
   metricsSlot: unknown = undefined;
 
-  constructor(spec: Endpoint, pool: UpstreamPool) {
+  constructor(spec: Endpoint, pool: UpstreamPool, transport: UpstreamTls | null = null) {
     this.spec = spec;
+    this.transport = transport;
     this.key = endpointKey(spec);
     this.address = spec.address;
     this.port = spec.port;

@@ -4,12 +4,14 @@
  * that disappear are closed gracefully (in-flight requests finish first).
  */
 import type { Cluster, Endpoint } from '../../tables/index.js';
-import { ClusterState } from './cluster.js';
+import { ClusterState, type ClusterTlsDeps } from './cluster.js';
 import type { EndpointState } from './endpoint.js';
 
 export class ClusterRegistry {
   private clusters = new Map<string, ClusterState>();
   private endpoints = new Map<string, readonly Endpoint[]>();
+  /** Set by the proxy: clusters with `tls` originate it with these (absent: no TLS at all). */
+  tls: ClusterTlsDeps | undefined = undefined;
 
   get(name: string): ClusterState | undefined {
     return this.clusters.get(name);
@@ -29,7 +31,7 @@ export class ClusterRegistry {
         next.set(def.name, old);
         continue;
       }
-      const state = new ClusterState(def, defKey, old?.stats);
+      const state = new ClusterState(def, defKey, old?.stats, this.tls);
       next.set(def.name, state);
     }
     return next;
