@@ -34,6 +34,8 @@ function indexConfigs(s: MeshSnapshot): Map<string, ConfigResource<unknown>> {
     ...s.sidecars,
     ...s.gateways,
     ...s.peerAuthentications,
+    ...(s.authorizationPolicies ?? []),
+    ...(s.requestAuthentications ?? []),
   ])
     out.set(`${c.kind}/${c.namespace}/${c.name}`, c as ConfigResource<unknown>);
   return out;
@@ -141,6 +143,8 @@ export function affectedWorkloads(
         tables = versions.some((v) => scopes.some((s) => vsAffects(v as VirtualServiceConfig, s)));
       else if (kind === 'DestinationRule')
         tables = versions.some((v) => scopes.some((s) => drAffects(v, s, w, root)));
+      else if (kind === 'AuthorizationPolicy' || kind === 'RequestAuthentication')
+        tables = versions.some((v) => v.namespace === w.namespace || v.namespace === root);
     }
     if (!tables)
       for (const h of diff.services) {

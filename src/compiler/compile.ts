@@ -29,6 +29,7 @@ import { hasSourceConditions, sourceMatches } from './http-routes.js';
 import { buildInbound } from './inbound.js';
 import { outboundHttpListener, tcpListeners } from './listeners.js';
 import { inboundMtlsFor } from './peer-authentication.js';
+import { inboundSecurityFor, withSecurityWarnings } from './security.js';
 import { buildRouteConfigs, newRouteMemo, type RouteMemo, vsOwners } from './virtual-hosts.js';
 import { type CompileWarning, Warnings } from './warnings.js';
 
@@ -234,14 +235,16 @@ export function compileForWorkload(snap: MeshSnapshot, w: WorkloadIdentity): Com
   const inKey = workloadKey(w);
   const a = getOrCreate(c.assembled, inKey, () => assemble(snap, c, w, inKey));
   const node = nodeOf(w);
+  const sec = inboundSecurityFor(snap, w);
   const tables: ProxyTables = {
     apiVersion: TABLES_API_VERSION,
-    version: shortHash(`${a.hash}|${canonicalJson(node)}`),
+    version: shortHash(`${a.hash}|${canonicalJson(node)}${sec.hash}`),
     node,
     listeners: a.listeners,
     routeConfigs: a.routeConfigs,
     clusters: a.clusters,
   };
   if (a.inboundMtls) tables.inboundMtls = a.inboundMtls;
-  return { tables, endpoints: a.endpoints, warnings: a.warnings };
+  if (sec.security) tables.security = sec.security;
+  return { tables, endpoints: a.endpoints, warnings: withSecurityWarnings(a.warnings, sec.warnings) };
 }

@@ -16,6 +16,7 @@ import {
 } from '../tables/index.js';
 import { type AdminTarget, adminRoute, healthRoute, prometheusRoute, serve } from './admin/admin-server.js';
 import { type ConfigStatus, clustersJson, clustersText, proxyPrometheus, statsText } from './admin/views.js';
+import { InboundSecurityState } from './http/inbound-security.js';
 import { type ListenerBindOptions, ListenerManager } from './http/listeners.js';
 import { createLogger, type LogLevel } from './log.js';
 import { Snapshot } from './snapshot.js';
@@ -61,6 +62,8 @@ export class SidecarProxy implements AdminTarget {
   snapshot: Snapshot = Snapshot.empty();
   readonly metrics = new IstioMetrics();
   readonly registry = new ClusterRegistry();
+  /** AuthorizationPolicy / RequestAuthentication / rate limits of the inbound side (src/authz). */
+  readonly security = new InboundSecurityState();
   readonly log: Logger;
   private readonly listeners: ListenerManager;
   private readonly servers: http.Server[] = [];
@@ -174,6 +177,7 @@ export class SidecarProxy implements AdminTarget {
       return this.reject(version, [{ path: '', message: `compile failed: ${message}` }], 'tables');
     }
     this.registry.commit(clusters, v.value.endpoints);
+    this.security.install(next, v.value.security, this.log);
     this.metrics.setNode(v.value.node ?? this.opts.node);
     this.tcp.metrics.setNode(v.value.node ?? this.opts.node);
     this.snapshot = next;
@@ -219,6 +223,7 @@ export class SidecarProxy implements AdminTarget {
     this.stopped = true;
     this.draining = true;
     this.identity?.close();
+    this.security.close();
     await Promise.all([this.listeners.close(drainMs), this.tcp.close(drainMs)]);
     await this.registry.close();
     for (const s of this.servers) {
@@ -228,6 +233,25 @@ export class SidecarProxy implements AdminTarget {
   }
 
   // AdminTarget
+  certs(): unknown {
+    const id = this.identity;
+    if (!id?.ready || !id.notAfter) return { certificates: [] };
+    const daysLeft = Math.max(0, Math.floor((id.notAfter.getTime() - Date.now()) / 86_400_000));
+    return {
+      certificates: [
+        {
+          cert_chain: [
+            {
+              subject_alt_names: [{ uri: id.spiffeId }],
+              days_until_expiration: String(daysLeft),
+              expiration_time: id.notAfter.toISOString(),
+            },
+          ],
+        },
+      ],
+    };
+  }
+
   configDump(): unknown {
     return {
       version: this.status.version,

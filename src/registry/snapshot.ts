@@ -18,6 +18,8 @@ export const MESH_CONFIG_KINDS = [
   'Sidecar',
   'Gateway',
   'PeerAuthentication',
+  'AuthorizationPolicy',
+  'RequestAuthentication',
   'ServiceEntry',
 ] as const;
 
@@ -35,8 +37,14 @@ function toConfig<S>(o: Obj): ConfigResource<S> {
     namespace: meta.namespace,
     spec: (isObj(o.spec) ? o.spec : {}) as S,
     ...(meta.creationTimestamp ? { creationTimestamp: meta.creationTimestamp } : {}),
+    ...(o.kind === 'AuthorizationPolicy' && meta.annotations[DRY_RUN_ANNOTATION] !== undefined
+      ? { annotations: { [DRY_RUN_ANNOTATION]: meta.annotations[DRY_RUN_ANNOTATION] } }
+      : {}),
   };
 }
+
+/** AuthorizationPolicy annotation: evaluate and report, never enforce. */
+export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
 export function defaultMeshSettings(overrides: Partial<MeshSettings> = {}): MeshSettings {
   return { rootNamespace: DEFAULT_ROOT_NAMESPACE, outboundTrafficPolicy: 'ALLOW_ANY', ...overrides };
@@ -116,5 +124,10 @@ export function buildSnapshot(
     gateways: list('Gateway'),
     peerAuthentications: list('PeerAuthentication'),
   };
+  // Only when present, so snapshots without security policies keep their version.
+  const authz = list('AuthorizationPolicy');
+  if (authz.length) snap.authorizationPolicies = authz;
+  const reqAuthn = list('RequestAuthentication');
+  if (reqAuthn.length) snap.requestAuthentications = reqAuthn;
   return { ...snap, version: shortHash(canonicalJson(snap)) };
 }

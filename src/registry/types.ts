@@ -85,6 +85,8 @@ export interface ConfigResource<S> {
   namespace: string;
   spec: S;
   creationTimestamp?: string;
+  /** Annotations that change the meaning of the object (only `istio.io/dry-run` is kept). */
+  annotations?: Record<string, string>;
 }
 
 export type VirtualServiceConfig = ConfigResource<VirtualServiceSpec>;
@@ -114,6 +116,10 @@ export interface MeshSnapshot {
   gateways: GatewayConfig[];
   /** Kept for the security compiler (later); not read by the traffic compiler. */
   peerAuthentications: ConfigResource<unknown>[];
+  /** AuthorizationPolicies (absent = none; read by compiler/security.ts). */
+  authorizationPolicies?: ConfigResource<unknown>[];
+  /** RequestAuthentications (absent = none; read by compiler/security.ts). */
+  requestAuthentications?: ConfigResource<unknown>[];
   /** Content hash of all of the above. */
   version: string;
 }
@@ -124,4 +130,6 @@ export interface WorkloadIdentity {
   namespace: string;
   labels: Record<string, string>;
   serviceAccount: string;
+  /** Pod annotations the compiler reads (`isthmus.io/local-rate-limit*`); absent = none. */
+  annotations?: Record<string, string>;
 }

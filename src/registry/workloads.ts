@@ -13,12 +13,23 @@ const PER_REVISION_LABELS = new Set([
   'statefulset.kubernetes.io/pod-name',
 ]);
 
-export function workloadKey(w: Pick<WorkloadIdentity, 'namespace' | 'labels' | 'serviceAccount'>): string {
+/** Pod annotations that change the compiled tables (local rate limits, src/authz/README.md). */
+export const WORKLOAD_ANNOTATIONS = ['isthmus.io/local-rate-limit', 'isthmus.io/local-rate-limit-routes'];
+
+export function workloadKey(
+  w: Pick<WorkloadIdentity, 'namespace' | 'labels' | 'serviceAccount' | 'annotations'>,
+): string {
   const labels = Object.keys(w.labels)
     .sort()
     .map((k) => `${k}=${w.labels[k]}`)
     .join(',');
-  return `${w.namespace}|${w.serviceAccount}|${labels}`;
+  const base = `${w.namespace}|${w.serviceAccount}|${labels}`;
+  if (w.annotations === undefined) return base;
+  const annotations = Object.keys(w.annotations)
+    .sort()
+    .map((k) => `${k}=${w.annotations![k]}`)
+    .join(',');
+  return annotations ? `${base}|${annotations}` : base;
 }
 
 export function workloadsFromPods(objects: readonly unknown[]): WorkloadIdentity[] {
@@ -38,6 +49,12 @@ export function workloadsFromPods(objects: readonly unknown[]): WorkloadIdentity
       labels,
       serviceAccount: str(spec.serviceAccountName) ?? str(spec.serviceAccount) ?? 'default',
     };
+    for (const k of WORKLOAD_ANNOTATIONS) {
+      const v = meta.annotations[k];
+      if (v === undefined) continue;
+      w.annotations ??= {};
+      w.annotations[k] = v;
+    }
     const key = workloadKey(w);
     if (!out.has(key)) out.set(key, w);
   }

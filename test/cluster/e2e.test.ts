@@ -194,14 +194,35 @@ describe('cluster e2e: install, injection and traffic on real pods @integration'
     expect(Object.keys(reviews.versions).length, JSON.stringify(reviews)).to.be.at.least(2);
   });
 
-  it('injected sample pods become Ready (the sidecar serves /healthz/ready on 15021 and app probes on 15020)', async () => {
+  it('injected sample pods become Ready: workload certificate from the mesh CA, /healthz/ready on 15021, app probes on 15020', async () => {
     const deadline = Date.now() + 60_000;
     let pods: V1Pod[] = [];
     while (Date.now() < deadline) {
       pods = (await listPods(cluster, MESHED)).filter((p) =>
         SAMPLE_APPS.includes(p.metadata?.labels?.app ?? ''),
       );
-      if (pods.length === 6 && pods.every(isReady)) return;
+      if (pods.length === 6 && pods.every(isReady)) {
+        // Ready means the sidecar holds a workload certificate from the controller's CA, reached
+        // in-cluster through its Service with the pod's projected token (CSR + TokenReview).
+        const pod = pods.find((p) => p.metadata?.labels?.app === 'details')!;
+        const certs = await cluster.kubectlOk([
+          '-n',
+          MESHED,
+          'exec',
+          pod.metadata!.name!,
+          '-c',
+          'istio-proxy',
+          '--',
+          'node',
+          '-e',
+          "fetch('http://127.0.0.1:15000/certs').then((r) => r.text()).then((t) => process.stdout.write(t))",
+        ]);
+        const chain = JSON.parse(certs).certificates[0]?.cert_chain[0];
+        expect(chain?.subject_alt_names?.[0]?.uri, certs).to.equal(
+          `spiffe://cluster.local/ns/${MESHED}/sa/${pod.spec?.serviceAccountName}`,
+        );
+        return;
+      }
       const proxies = pods.flatMap((p) =>
         (p.status?.containerStatuses ?? []).filter((c) => c.name === 'istio-proxy'),
       );

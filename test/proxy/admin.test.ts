@@ -86,6 +86,8 @@ describe('proxy admin, health and Prometheus endpoints', () => {
     const stats = (await getText(proxy.adminPort, '/stats')).body;
     expect(stats).to.contain(`cluster.${C1}.upstream_rq_total: 1`);
     expect(stats).to.contain('http.virtualOutbound.downstream_rq_total: 1');
+    // No certificate source: no workload certificate to show.
+    expect(JSON.parse((await getText(proxy.adminPort, '/certs')).body)).to.deep.equal({ certificates: [] });
   });
 
   it('changes the log level with POST /logging and validates it', async () => {

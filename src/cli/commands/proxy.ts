@@ -10,10 +10,11 @@
  * accepted and ignored (logged at debug).
  */
 
-import { unwatchFile, watchFile } from 'node:fs';
+import { existsSync, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse } from 'yaml';
+import { CertificateManager, DEFAULT_CA_ROOT_PATH, DEFAULT_TOKEN_PATH } from '../../agent/index.js';
 import { SidecarProxy } from '../../proxy/index.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../proxy/log.js';
 import { Sidecar } from '../../proxy/sidecar/index.js';
@@ -50,6 +51,9 @@ interface SidecarCliOptions extends ConfigOptions {
   adminAddress: string;
   ipv6?: boolean;
   drainMs: string;
+  caAddress?: string;
+  tokenPath: string;
+  caRootPath: string;
 }
 
 function port(value: string, flag: string): number | null {
@@ -210,6 +214,9 @@ export function register(program: Command): void {
     .option('--admin-address <addr>', 'admin bind address (keep it pod-local)', '127.0.0.1')
     .option('--no-ipv6', 'do not listen on :: even when the pod has IPv6')
     .option('--drain-ms <ms>', 'on SIGTERM or /quitquitquit, time allowed for in-flight work', '5000')
+    .option('--ca-address <host:port>', 'mesh CA to get the workload certificate from (default: $CA_ADDR)')
+    .option('--token-path <file>', 'projected service-account token (audience istio-ca)', DEFAULT_TOKEN_PATH)
+    .option('--ca-root-path <file>', 'mesh root certificate', DEFAULT_CA_ROOT_PATH)
     .allowUnknownOption()
     .allowExcessArguments()
     .action(async (o: SidecarCliOptions, cmd: Command) => {
@@ -224,7 +231,9 @@ export function register(program: Command): void {
       const outbound = port(o.outboundPort, '--outbound-port');
       const inbound = port(o.inboundPort, '--inbound-port');
       if (outbound === null || inbound === null) throw new Error('capture ports cannot be off');
+      const certificates = workloadCertificates(o, log);
       const sidecar = await Sidecar.start({
+        ...(certificates ? { certificates } : {}),
         logger: log,
         ports: {
           outbound,
@@ -249,9 +258,37 @@ export function register(program: Command): void {
       const { unwatch } = await attachConfig(sidecar.proxy, o);
       const shutdown = () => {
         unwatch();
+        certificates?.stop();
         void sidecar.stop(drainMs).then(() => process.exit(0));
       };
       process.once('SIGTERM', shutdown);
       process.once('SIGINT', shutdown);
     });
+}
+
+/**
+ * The workload certificate for mesh mTLS: fetched from the CA named by --ca-address or CA_ADDR
+ * (the injected env) with the projected token. Without a CA address or a token the sidecar runs
+ * without mTLS (plaintext passthrough), as a proxy outside a pod does.
+ */
+function workloadCertificates(
+  o: SidecarCliOptions,
+  log: ReturnType<typeof createLogger>,
+): CertificateManager | undefined {
+  const caAddress = o.caAddress ?? process.env.CA_ADDR;
+  if (!caAddress) return undefined;
+  if (!existsSync(o.tokenPath)) {
+    log.warn(`no service-account token at ${o.tokenPath}: running without a workload certificate (no mTLS)`);
+    return undefined;
+  }
+  const manager = new CertificateManager({
+    caAddress,
+    tokenPath: o.tokenPath,
+    caRootPath: o.caRootPath,
+    log,
+  });
+  manager.on('fetch-failed', (err: Error, retryInMs: number) =>
+    log.warn(`workload certificate from ${caAddress} failed: ${err.message}; retrying in ${retryInMs} ms`),
+  );
+  return manager.start();
 }

@@ -11,6 +11,8 @@ export interface AdminTarget {
   configDump(): unknown;
   clustersText(): string;
   clustersJson(): unknown;
+  /** The workload certificate, in the shape of Envoy's /certs. */
+  certs(): unknown;
   statsText(): string;
   prometheus(): string;
   isReady(): boolean;
@@ -31,11 +33,13 @@ const json = (value: unknown): Reply => ({
 export function adminRoute(t: AdminTarget, method: string, url: URL): Reply {
   switch (url.pathname) {
     case '/':
-      return text(200, 'config_dump clusters stats stats/prometheus ready logging quitquitquit\n');
+      return text(200, 'config_dump clusters certs stats stats/prometheus ready logging quitquitquit\n');
     case '/config_dump':
       return json(t.configDump());
     case '/clusters':
       return url.searchParams.get('format') === 'json' ? json(t.clustersJson()) : text(200, t.clustersText());
+    case '/certs':
+      return json(t.certs());
     case '/stats':
       return text(200, t.statsText());
     case '/stats/prometheus':

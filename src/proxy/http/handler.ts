@@ -5,6 +5,7 @@
  * so a config swap never changes a request already in flight.
  */
 import { randomUUID } from 'node:crypto';
+import type { InboundSecurityRuntime, JwtOutcome } from '../../authz/index.js';
 import type { Listener } from '../../tables/index.js';
 import { Flag } from '../flags.js';
 import { getHeader, hasHeader, isHopByHop } from '../headers.js';
@@ -18,6 +19,7 @@ import { Protocol } from '../telemetry/istio-metrics.js';
 import { peerOfStream } from '../tls/peer.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, RESPONSE_BUFFER_LIMIT } from './exchange.js';
+import { admitInbound, beginInbound, type SecuredHandler, securityOf } from './inbound-security.js';
 import {
   corsOrigin,
   localGrpcStatus,
@@ -30,8 +32,10 @@ import type { RequestRecorder } from './recorder.js';
 /** Request bodies up to this size (with a Content-Length) are buffered: retriable, mirrorable. */
 export const BODY_BUFFER_LIMIT = RESPONSE_BUFFER_LIMIT;
 
-export class HttpHandler {
+export class HttpHandler implements SecuredHandler {
   readonly spec: Listener;
+  /** Inbound listeners run the inbound security steps (inbound-security.ts) when configured. */
+  private readonly inbound: boolean;
   readonly recorder: RequestRecorder;
   private readonly current: () => Snapshot;
   readonly handle: (stream: Downstream) => void;
@@ -41,6 +45,7 @@ export class HttpHandler {
     this.recorder = recorder;
     this.current = current;
     this.handle = this.onRequest.bind(this);
+    this.inbound = spec.direction === 'inbound';
   }
 
   /** Never lets an exception escape into the server (it would crash the process). */
@@ -76,6 +81,21 @@ export class HttpHandler {
     } else {
       authority = getHeader(raw, 'host') ?? '';
     }
+    const sec = this.inbound ? securityOf(snap) : null;
+    if (sec !== null) beginInbound(this, sec, stream, snap, target, authority, startMs);
+    else this.routeRequest(stream, snap, target, authority, raw, startMs, null, null);
+  }
+
+  routeRequest(
+    stream: Downstream,
+    snap: Snapshot,
+    target: string,
+    authority: string,
+    raw: string[],
+    startMs: number,
+    sec: InboundSecurityRuntime | null,
+    jwt: JwtOutcome | null,
+  ): void {
     const spec = this.spec;
     const byAuthority = spec.routeByPort === true || spec.explicitProxy === true;
     // A captured connection routes by the port the app dialled (sidecar/captured.ts).
@@ -86,6 +106,7 @@ export class HttpHandler {
       : snap.routeConfigs.get(spec.routeConfig ?? '');
     const vhost = rc?.vhosts.find(authority);
     if (vhost === undefined) {
+      if (sec !== null && !admitInbound(this, sec, stream, jwt, target, authority, raw, '', startMs)) return;
       this.noRoute(stream, startMs);
       return;
     }
@@ -97,6 +118,11 @@ export class HttpHandler {
         break;
       }
     }
+    if (
+      sec !== null &&
+      !admitInbound(this, sec, stream, jwt, target, authority, raw, route?.name ?? '', startMs)
+    )
+      return;
     if (route === undefined) {
       this.noRoute(stream, startMs);
       return;
@@ -210,7 +236,7 @@ export class HttpHandler {
     else this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n, 0, -1, peerOfStream(stream));
   }
 
-  private localDone(
+  localDone(
     stream: Downstream,
     startMs: number,
     status: number,

@@ -10,6 +10,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'winston';
 import type { Listener } from '../../tables/index.js';
 import { Flag } from '../flags.js';
+import { admitTcp } from '../http/inbound-security.js';
 import type { ListenerBindOptions } from '../http/listeners.js';
 import type { Snapshot } from '../snapshot.js';
 import type { Reporter } from '../telemetry/istio-metrics.js';
@@ -115,6 +116,10 @@ export class TcpProxy {
     const reporter: Reporter = spec.direction === 'inbound' ? 'destination' : 'source';
     const cluster = spec.cluster !== undefined ? (this.current().clusters.get(spec.cluster) ?? null) : null;
     const other = (pending: Buffer | null) => {
+      if (reporter === 'destination' && !admitTcp(this.current(), down, spec.port)) {
+        down.destroy(); // AuthorizationPolicy (http/inbound-security.ts)
+        return;
+      }
       if (cluster !== null) this.toCluster(down, cluster, reporter, pending);
       else if (fallback !== null) fallback(down, pending);
       else this.blackhole(down, reporter);
