@@ -11,12 +11,14 @@ import {
 } from '@kubernetes/client-node';
 import { CONTROLLER_SERVICE } from '../api/mesh.js';
 import { type RunningMeshCa, startMeshCa } from '../ca/index.js';
+import { restFromKubeConfig } from '../config-source/kubernetes-rest.js';
 import { defaultInjectContext, injectAdmission } from '../inject/index.js';
 import type { Pod } from '../inject/types.js';
 import { createLogger } from '../util/log.js';
 import { type AdmissionHandler, type AdmissionServer, startAdmissionServer } from '../webhook/server.js';
 import { validateAdmission } from '../webhook/validate-handler.js';
 import { describeApiError, loadKubeConfig } from './kube.js';
+import { type RunningReconciler, startReconciler } from './reconcile.js';
 import { ensureWebhookCerts, webhookNames } from './webhook-certs.js';
 import { registerWebhooks } from './webhook-registration.js';
 
@@ -36,11 +38,18 @@ export interface ControllerOptions {
   proxyImage?: string;
   /** Serve the mesh CA (POST /v1/certificates) on this port (15012 in-cluster); unset = no CA. */
   caPort?: number;
+  /**
+   * Run the reconcile loop (informers -> compile -> publish ConfigMaps), with leader election
+   * unless `leaderElection: false`.
+   */
+  reconcile?: boolean;
+  leaderElection?: boolean;
 }
 
 export interface RunningController {
   admission: AdmissionServer;
   ca?: RunningMeshCa;
+  reconciler?: RunningReconciler;
   stop(): Promise<void>;
 }
 
@@ -129,11 +138,25 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
           }),
         );
 
+  const reconciler = opts.reconcile
+    ? await retry('start the reconcile loop', log, () =>
+        startReconciler({
+          rest: restFromKubeConfig(kc, 'isthmus-controller'),
+          namespace: opts.namespace,
+          rootNamespace: opts.rootNamespace,
+          leaderElection: opts.leaderElection !== false,
+          log,
+        }),
+      )
+    : undefined;
+
   return {
     admission,
     ...(ca ? { ca } : {}),
+    ...(reconciler ? { reconciler } : {}),
     async stop() {
       if (timer) clearInterval(timer);
+      await reconciler?.stop();
       await ca?.close();
       await admission.close();
     },

@@ -1,0 +1,227 @@
+/**
+ * The cluster as a ConfigSource: reflectors (list + resumable watch, see
+ * kubernetes-reflector.ts) on Namespaces, Services, EndpointSlices (v1, else v1beta1), Pods,
+ * optionally Nodes, and every Istio resource the apiserver serves. Changes are coalesced
+ * (debounce ~100 ms, bounded by maxDelayMs under a steady stream) into one MeshSnapshot.
+ * Invalid mesh objects are skipped (their last valid version kept) exactly as in local mode.
+ * Besides the snapshot, each event carries the workload classes of the pods (what the
+ * publisher publishes for).
+ */
+import { buildSnapshot } from '../registry/snapshot.js';
+import type { MeshSettings, MeshSnapshot, WorkloadIdentity } from '../registry/types.js';
+import { workloadKey, workloadsFromPods } from '../registry/workloads.js';
+import { coreResources, meshResources, type WatchedResource } from './kubernetes-discovery.js';
+import {
+  type Reflector,
+  Reflector as ReflectorImpl,
+  type ReflectorLogger,
+  stripManagedFields,
+} from './kubernetes-reflector.js';
+import type { KubeObject, KubeRest } from './kubernetes-rest.js';
+import type { ConfigSource, SnapshotEvent } from './types.js';
+import { acceptDocuments } from './validate.js';
+
+export interface KubernetesSourceOptions {
+  rest: KubeRest;
+  mesh?: Partial<MeshSettings>;
+  /** Quiet period before a snapshot is built (default 100 ms, Istio's push debounce). */
+  debounceMs?: number;
+  /** Upper bound on the delay under a continuous stream of changes (default 1 s). */
+  maxDelayMs?: number;
+  /** Full relist interval of every reflector; also re-runs discovery (default 300 s). */
+  resyncMs?: number;
+  /** Watch Nodes for locality (needs cluster-wide node read). Default false. */
+  nodes?: boolean;
+  backoffMaxMs?: number;
+  log?: ReflectorLogger;
+}
+
+export interface ClusterSnapshotEvent extends SnapshotEvent {
+  /** Workload classes of the pods with a sidecar (see registry/workloads.ts). */
+  workloads: WorkloadIdentity[];
+  /** Namespaces that exist. */
+  namespaces: string[];
+}
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** Keeps only what the registry reads: pods are most of the memory of a big cluster. */
+function trim(o: KubeObject): KubeObject {
+  const x = stripManagedFields(o);
+  const ann = x.metadata?.annotations;
+  if (ann && LAST_APPLIED in ann) {
+    const { [LAST_APPLIED]: _drop, ...rest } = ann;
+    x.metadata = { ...x.metadata, annotations: rest };
+  }
+  if (x.kind !== 'Pod') return x;
+  const spec = (x.spec ?? {}) as Record<string, unknown>;
+  const status = (x.status ?? {}) as Record<string, unknown>;
+  const containers = Array.isArray(spec.containers) ? spec.containers : [];
+  const conditions = Array.isArray(status.conditions) ? status.conditions : [];
+  return {
+    apiVersion: x.apiVersion,
+    kind: x.kind,
+    metadata: x.metadata,
+    spec: {
+      serviceAccountName: spec.serviceAccountName,
+      serviceAccount: spec.serviceAccount,
+      nodeName: spec.nodeName,
+      containers: containers.map((c: { name?: string; ports?: unknown }) => ({
+        name: c.name,
+        ports: c.ports,
+      })),
+    },
+    status: {
+      phase: status.phase,
+      podIP: status.podIP,
+      podIPs: status.podIPs,
+      conditions: conditions.filter((c: { type?: string }) => c.type === 'Ready'),
+    },
+  };
+}
+
+/** Pods that finished (Succeeded/Failed) or are being deleted need no config. */
+function isRunnable(pod: KubeObject): boolean {
+  const phase = (pod.status as { phase?: string } | undefined)?.phase;
+  return phase !== 'Succeeded' && phase !== 'Failed' && !pod.metadata?.deletionTimestamp;
+}
+
+export class KubernetesSource implements ConfigSource {
+  private readonly reflectors = new Map<string, Reflector>();
+  private readonly listeners = new Set<(e: ClusterSnapshotEvent) => void>();
+  private readonly lastGood = new Map<string, unknown>();
+  private last: ClusterSnapshotEvent | undefined;
+  private lastKey = '';
+  private timer: NodeJS.Timeout | undefined;
+  private firstDirtyAt = 0;
+  private started = false;
+  private closed = false;
+  private discoveryTimer: NodeJS.Timeout | undefined;
+  /** Snapshots built (for tests and metrics). */
+  builds = 0;
+
+  constructor(private readonly opts: KubernetesSourceOptions) {}
+
+  async start(): Promise<ClusterSnapshotEvent> {
+    const resources = [
+      ...(await coreResources(this.opts.rest, { nodes: this.opts.nodes ?? false })),
+      ...(await meshResources(this.opts.rest)),
+    ];
+    await Promise.all(resources.map((r) => this.watch(r)));
+    this.started = true;
+    const resync = this.opts.resyncMs ?? 300_000;
+    if (resync > 0) {
+      this.discoveryTimer = setInterval(() => void this.rediscover(), resync);
+      this.discoveryTimer.unref();
+    }
+    return this.build(true)!;
+  }
+
+  current(): MeshSnapshot | undefined {
+    return this.last?.snapshot;
+  }
+
+  /** The last event (snapshot, rejected documents, workloads). */
+  currentEvent(): ClusterSnapshotEvent | undefined {
+    return this.last;
+  }
+
+  onSnapshot(listener: (e: ClusterSnapshotEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Watched collections and their reflector statistics. */
+  status(): Array<{ path: string; objects: number; synced: boolean } & Reflector['stats']> {
+    return [...this.reflectors.values()].map((r) => ({
+      path: r.opts.path,
+      objects: r.store.size,
+      synced: r.hasSynced,
+      ...r.stats,
+    }));
+  }
+
+  /** Relists every collection now (normally done every resyncMs). */
+  resync(): void {
+    for (const r of this.reflectors.values()) r.resync();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.discoveryTimer);
+    await Promise.all([...this.reflectors.values()].map((r) => r.stop()));
+  }
+
+  private async watch(r: WatchedResource): Promise<void> {
+    if (this.reflectors.has(r.path)) return;
+    const reflector = new ReflectorImpl({
+      rest: this.opts.rest,
+      path: r.path,
+      apiVersion: r.apiVersion,
+      kind: r.kind,
+      transform: trim,
+      resyncMs: this.opts.resyncMs ?? 300_000,
+      ...(this.opts.backoffMaxMs ? { backoffMaxMs: this.opts.backoffMaxMs } : {}),
+      ...(this.opts.log ? { log: this.opts.log } : {}),
+      onChange: () => this.schedule(),
+    });
+    this.reflectors.set(r.path, reflector);
+    await reflector.start();
+  }
+
+  private async rediscover(): Promise<void> {
+    try {
+      for (const r of await meshResources(this.opts.rest)) await this.watch(r);
+    } catch (err) {
+      this.opts.log?.warn('API discovery failed; keeping the current watches', { error: String(err) });
+    }
+  }
+
+  private schedule(): void {
+    if (!this.started || this.closed) return;
+    const now = Date.now();
+    if (!this.timer) this.firstDirtyAt = now;
+    clearTimeout(this.timer);
+    const debounce = this.opts.debounceMs ?? 100;
+    const wait = Math.max(0, Math.min(debounce, this.firstDirtyAt + (this.opts.maxDelayMs ?? 1000) - now));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.closed) this.build(false);
+    }, wait);
+  }
+
+  /** Builds a snapshot from the stores; notifies listeners when anything that matters changed. */
+  private build(force: boolean): ClusterSnapshotEvent | undefined {
+    const objects: KubeObject[] = [];
+    const namespaces: string[] = [];
+    for (const r of this.reflectors.values())
+      for (const o of r.store.values()) {
+        if (o.kind === 'Namespace') namespaces.push(o.metadata?.name ?? '');
+        else objects.push(o);
+      }
+    const docs = objects.map((object) => ({
+      source: `${object.kind} ${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`,
+      object,
+    }));
+    const root = this.opts.mesh?.rootNamespace;
+    const accepted = acceptDocuments(docs, this.lastGood, root);
+    const snapshot = buildSnapshot(accepted.objects, this.opts.mesh);
+    const pods = objects.filter((o) => o.kind === 'Pod' && isRunnable(o));
+    const workloads = workloadsFromPods(pods);
+    namespaces.sort();
+    const key = [
+      snapshot.version,
+      JSON.stringify(accepted.rejected),
+      workloads.map(workloadKey).join(';'),
+      namespaces.join(','),
+    ].join('\n');
+    this.builds++;
+    if (!force && key === this.lastKey) return undefined;
+    this.lastKey = key;
+    const e: ClusterSnapshotEvent = { snapshot, rejected: accepted.rejected, workloads, namespaces };
+    this.last = e;
+    if (!force) for (const l of this.listeners) l(e);
+    return e;
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * The publisher: writes a PublishPlan into the cluster. Never builds config (plan.ts does).
+ *  - Debounced (~100 ms): a burst of publish() calls is one write pass.
+ *  - A ConfigMap is written only when its content hash (annotation) differs from the last
+ *    one written; hashes of existing ConfigMaps are loaded at start and on leadership gain.
+ *  - Order of a pass, so a sidecar never sees a reference to something it cannot read yet:
+ *    Roles (old + new names) -> endpoint shards -> tables -> status ConfigMaps -> delete
+ *    vanished ConfigMaps -> Roles (new names only) -> delete Roles of emptied namespaces.
+ *  - Only the leader writes: `isLeader` is checked before each pass; a replica that becomes
+ *    leader calls `resync()` (reload what exists, then write the latest plan).
+ *  - A failed pass is retried with backoff; unchanged parts are skipped on the retry.
+ */
+import type { ReflectorLogger } from '../config-source/kubernetes-reflector.js';
+import {
+  KubeApiError,
+  type KubeList,
+  type KubeObject,
+  type KubeRest,
+} from '../config-source/kubernetes-rest.js';
+import { canonicalJson, shortHash } from '../registry/hash.js';
+import {
+  CONFIG_LABEL,
+  CONTENT_HASH,
+  ENDPOINTS_ROLE,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  PUBLISHED_AT,
+  SIDECAR_ROLE,
+  statusConfigMapName,
+  tablesConfigMapName,
+} from './format.js';
+import { type ClassResult, type DesiredConfigMap, type PublishPlan, planPublish } from './plan.js';
+import { sidecarRole } from './rbac.js';
+
+export interface PublisherOptions {
+  rest: KubeRest;
+  /** Controller namespace: endpoint shards and their Role live here. */
+  namespace: string;
+  debounceMs?: number;
+  /** Parallel writes (default 16). */
+  concurrency?: number;
+  isLeader?: () => boolean;
+  log?: ReflectorLogger;
+  targetShardBytes?: number;
+}
+
+export interface PublisherStats {
+  passes: number;
+  writes: number;
+  skipped: number;
+  deletes: number;
+  errors: number;
+  lastPassMs: number;
+  lastError?: string;
+}
+
+const noopLog: ReflectorLogger = { info: () => 0, warn: () => 0, debug: () => 0 };
+const cmPath = (ns: string, name?: string) => `/api/v1/namespaces/${ns}/configmaps${name ? `/${name}` : ''}`;
+const rbacPath = (ns: string, kind: 'roles' | 'rolebindings', name?: string) =>
+  `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${kind}${name ? `/${name}` : ''}`;
+
+async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  let firstError: unknown;
+  const worker = async () => {
+    while (i < items.length) {
+      const item = items[i++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        firstError ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  if (firstError) throw firstError;
+}
+
+export class Publisher {
+  readonly stats: PublisherStats = { passes: 0, writes: 0, skipped: 0, deletes: 0, errors: 0, lastPassMs: 0 };
+  /** `ns/name` -> content hash of every managed ConfigMap that exists (as far as we know). */
+  private readonly written = new Map<string, string>();
+  /** `ns/kind/name` -> hash of Roles/RoleBindings written. */
+  private readonly rbacWritten = new Map<string, string>();
+  /** Namespaces holding our sidecar Role. */
+  private readonly roleNamespaces = new Set<string>();
+  private latest: readonly ClassResult[] | undefined;
+  private shardCount: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private needsReload = true;
+  private retryMs = 0;
+  private closed = false;
+  private readonly log: ReflectorLogger;
+  private idleWaiters: Array<() => void> = [];
+  /** The plan of the last successful pass. */
+  lastPlan: PublishPlan | undefined;
+
+  constructor(private readonly opts: PublisherOptions) {
+    this.log = opts.log ?? noopLog;
+  }
+
+  /** Sets the desired state (all classes); written after the debounce. */
+  publish(classes: readonly ClassResult[]): void {
+    this.latest = classes;
+    this.schedule(this.opts.debounceMs ?? 100);
+  }
+
+  /** Forget what we believe exists and rewrite what differs (after gaining leadership). */
+  resync(): void {
+    this.needsReload = true;
+    this.schedule(0);
+  }
+
+  /** Resolves when no pass is pending or running. */
+  idle(): Promise<void> {
+    if (!this.timer && !this.running) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.dirty = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.pass().finally(() => {
+        this.running = undefined;
+        if (this.dirty) {
+          this.dirty = false;
+          this.schedule(0);
+        } else if (this.retryMs) this.schedule(this.retryMs);
+        if (!this.timer && !this.running) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    }, ms);
+  }
+
+  private async pass(): Promise<void> {
+    if (!this.latest || (this.opts.isLeader && !this.opts.isLeader())) {
+      this.retryMs = 0;
+      return;
+    }
+    const started = Date.now();
+    try {
+      if (this.needsReload) await this.reload();
+      const plan = planPublish(this.latest, {
+        namespace: this.opts.namespace,
+        ...(this.shardCount ? { previousShards: this.shardCount } : {}),
+        ...(this.opts.targetShardBytes ? { targetShardBytes: this.opts.targetShardBytes } : {}),
+      });
+      for (const id of plan.oversized)
+        this.log.warn('tables of a workload class exceed a ConfigMap', { class: id });
+      await this.write(plan);
+      this.shardCount = plan.shardCount;
+      this.lastPlan = plan;
+      this.retryMs = 0;
+      this.stats.passes++;
+      this.stats.lastPassMs = Date.now() - started;
+    } catch (err) {
+      this.stats.errors++;
+      this.stats.lastError = err instanceof Error ? err.message : String(err);
+      this.retryMs = Math.min(Math.max(this.retryMs * 2, 500), 10_000);
+      this.needsReload ||= !(err instanceof KubeApiError) || err.code === 0;
+      this.log.warn('publish failed; retrying', { error: this.stats.lastError, retryMs: this.retryMs });
+    }
+  }
+
+  /** Loads hashes of the managed ConfigMaps and the namespaces holding our Roles. */
+  private async reload(): Promise<void> {
+    const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${CONFIG_LABEL}`;
+    const cms = await this.opts.rest.get<KubeList>('/api/v1/configmaps', { labelSelector: selector });
+    this.written.clear();
+    for (const cm of cms.items)
+      this.written.set(
+        `${cm.metadata?.namespace}/${cm.metadata?.name}`,
+        cm.metadata?.annotations?.[CONTENT_HASH] ?? '',
+      );
+    const roles = await this.opts.rest.get<KubeList>('/apis/rbac.authorization.k8s.io/v1/roles', {
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
+    });
+    this.roleNamespaces.clear();
+    this.rbacWritten.clear();
+    for (const r of roles.items)
+      if (r.metadata?.name === SIDECAR_ROLE && r.metadata.namespace)
+        this.roleNamespaces.add(r.metadata.namespace);
+    this.needsReload = false;
+  }
+
+  private async put(path: string, collection: string, body: KubeObject): Promise<void> {
+    try {
+      await this.opts.rest.replace(path, body);
+    } catch (err) {
+      if (!(err instanceof KubeApiError) || err.code !== 404) throw err;
+      await this.opts.rest.create(collection, body);
+    }
+  }
+
+  private async writeConfigMap(cm: DesiredConfigMap): Promise<void> {
+    const key = `${cm.namespace}/${cm.name}`;
+    if (this.written.get(key) === cm.hash) {
+      this.stats.skipped++;
+      return;
+    }
+    const body: KubeObject = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: cm.name,
+        namespace: cm.namespace,
+        labels: cm.labels,
+        annotations: { ...cm.annotations, [CONTENT_HASH]: cm.hash, [PUBLISHED_AT]: new Date().toISOString() },
+      },
+      ...(cm.data ? { data: cm.data } : {}),
+      ...(cm.binaryData ? { binaryData: cm.binaryData } : {}),
+    };
+    await this.put(cmPath(cm.namespace, cm.name), cmPath(cm.namespace), body);
+    this.written.set(key, cm.hash);
+    this.stats.writes++;
+  }
+
+  private async writeRbac(ns: string, kind: 'roles' | 'rolebindings', body: Record<string, unknown>) {
+    const name = (body.metadata as { name: string }).name;
+    const key = `${ns}/${kind}/${name}`;
+    const hash = shortHash(canonicalJson(body));
+    if (this.rbacWritten.get(key) === hash) return;
+    await this.put(rbacPath(ns, kind, name), rbacPath(ns, kind), body as KubeObject);
+    this.rbacWritten.set(key, hash);
+    this.stats.writes++;
+  }
+
+  private async writeRoles(plan: PublishPlan, keepExisting: boolean): Promise<void> {
+    const existing = (ns: string, prefix: string) =>
+      keepExisting
+        ? [...this.written.keys()]
+            .filter((k) => k.startsWith(`${ns}/${prefix}`))
+            .map((k) => k.slice(ns.length + 1))
+        : [];
+    const jobs: Array<() => Promise<void>> = [];
+    for (const [ns, names] of plan.namespaces) {
+      const read = [...names.read, ...existing(ns, tablesConfigMapName(''))];
+      const patch = [...names.patch, ...existing(ns, statusConfigMapName(''))];
+      const objs = sidecarRole(SIDECAR_ROLE, ns, read, patch, [ns]);
+      jobs.push(async () => {
+        await this.writeRbac(ns, 'roles', objs.role);
+        await this.writeRbac(ns, 'rolebindings', objs.binding);
+        this.roleNamespaces.add(ns);
+      });
+    }
+    const shardNames = [
+      ...plan.shards.map((s) => s.name),
+      ...existing(this.opts.namespace, 'isthmus-endpoints-'),
+    ];
+    const ep = sidecarRole(ENDPOINTS_ROLE, this.opts.namespace, shardNames, [], [...plan.namespaces.keys()]);
+    jobs.push(async () => {
+      await this.writeRbac(this.opts.namespace, 'roles', ep.role);
+      await this.writeRbac(this.opts.namespace, 'rolebindings', ep.binding);
+    });
+    await pool(jobs, this.opts.concurrency ?? 16, (j) => j());
+  }
+
+  private async deleteIgnoringMissing(path: string): Promise<void> {
+    try {
+      await this.opts.rest.delete(path);
+      this.stats.deletes++;
+    } catch (err) {
+      if (!(err instanceof KubeApiError) || err.code !== 404) throw err;
+    }
+  }
+
+  private async write(plan: PublishPlan): Promise<void> {
+    const n = this.opts.concurrency ?? 16;
+    await this.writeRoles(plan, true);
+    await pool(plan.shards, n, (cm) => this.writeConfigMap(cm));
+    await pool(plan.tables, n, (cm) => this.writeConfigMap(cm));
+    await pool(plan.status, n, async (s) => {
+      const key = `${s.namespace}/${s.name}`;
+      if (this.written.has(key)) return;
+      try {
+        await this.opts.rest.create(cmPath(s.namespace), {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: {
+            name: s.name,
+            namespace: s.namespace,
+            labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [CONFIG_LABEL]: 'status' },
+          },
+        });
+        this.stats.writes++;
+      } catch (err) {
+        if (!(err instanceof KubeApiError) || err.code !== 409) throw err;
+      }
+      this.written.set(key, '');
+    });
+    // Garbage: managed ConfigMaps no longer desired (classes of oversized tables keep theirs).
+    const keep = new Set<string>();
+    for (const cm of [...plan.tables, ...plan.shards]) keep.add(`${cm.namespace}/${cm.name}`);
+    for (const s of plan.status) keep.add(`${s.namespace}/${s.name}`);
+    const oversized = new Set(plan.oversized);
+    const garbage = [...this.written.keys()].filter((k) => {
+      if (keep.has(k)) return false;
+      const id = k.slice(k.lastIndexOf('-') + 1);
+      return !oversized.has(id);
+    });
+    await pool(garbage, n, async (k) => {
+      const [ns, name] = k.split('/') as [string, string];
+      await this.deleteIgnoringMissing(cmPath(ns, name));
+      this.written.delete(k);
+    });
+    await this.writeRoles(plan, false);
+    for (const ns of [...this.roleNamespaces]) {
+      if (plan.namespaces.has(ns)) continue;
+      await this.deleteIgnoringMissing(rbacPath(ns, 'rolebindings', SIDECAR_ROLE));
+      await this.deleteIgnoringMissing(rbacPath(ns, 'roles', SIDECAR_ROLE));
+      this.rbacWritten.delete(`${ns}/roles/${SIDECAR_ROLE}`);
+      this.rbacWritten.delete(`${ns}/rolebindings/${SIDECAR_ROLE}`);
+      this.roleNamespaces.delete(ns);
+    }
+  }
+}
