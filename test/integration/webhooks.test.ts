@@ -71,6 +71,14 @@ describe('validating and mutating webhooks on a real apiserver @integration', fu
 
   after(async () => {
     await controller?.stop();
+    // The control plane is shared with later suites: do not leave failurePolicy=Fail webhooks
+    // pointing at a stopped controller.
+    await kubectl([
+      'delete',
+      '--ignore-not-found',
+      'validatingwebhookconfiguration/isthmus-validator',
+      'mutatingwebhookconfiguration/isthmus-sidecar-injector',
+    ]);
   });
 
   it('registers both webhook configurations with the caBundle of its own CA', async () => {

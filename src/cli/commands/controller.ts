@@ -28,6 +28,8 @@ export function register(program: Command): void {
     )
     .option('--proxy-image <image>', 'image injected as istio-proxy and istio-init')
     .option('--no-register', 'do not create/update the webhook configurations')
+    .option('--reconcile', 'watch the cluster, compile per-workload tables and publish them to ConfigMaps')
+    .option('--no-leader-election', 'write without holding the Lease (one replica only)')
     .action(
       async (opts: {
         kubeconfig?: string;
@@ -39,6 +41,8 @@ export function register(program: Command): void {
         proxyImage?: string;
         caPort: string;
         register: boolean;
+        reconcile?: boolean;
+        leaderElection: boolean;
       }) => {
         const port = Number(opts.webhookPort);
         if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -56,6 +60,7 @@ export function register(program: Command): void {
           webhookHost: opts.webhookHost,
           ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
           register: opts.register,
+          ...(opts.reconcile ? { reconcile: true, leaderElection: opts.leaderElection } : {}),
           ...(opts.proxyImage ? { proxyImage: opts.proxyImage } : {}),
           ...(caPort ? { caPort } : {}),
         });

@@ -6,6 +6,8 @@ import { register as install } from './install.js';
 import { register as iptables } from './iptables.js';
 import { register as kubeInject } from './kube-inject.js';
 import { register as proxy } from './proxy.js';
+import { register as proxyConfig } from './proxy-config.js';
+import { register as proxyStatus } from './proxy-status.js';
 import { register as up } from './up.js';
 import { register as wait } from './wait.js';
 
@@ -18,6 +20,8 @@ export const commands: Array<(program: Command) => void> = [
   iptables,
   kubeInject,
   proxy,
+  proxyConfig,
+  proxyStatus,
   up,
   wait,
 ];
