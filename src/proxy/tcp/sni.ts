@@ -14,6 +14,16 @@ export const MAX_CLIENT_HELLO = 64 * 1024;
  * records; their fragments are joined first. Returns undefined while incomplete.
  */
 export function parseSni(buf: Buffer): SniResult {
+  const ext = clientHelloExtension(buf, 0 /* server_name */);
+  return ext === undefined || ext === null ? ext : serverName(ext);
+}
+
+/**
+ * The body of extension `type` of the ClientHello at the start of `buf`: null when the hello
+ * lacks it (or the bytes are not a ClientHello), undefined while more bytes are needed.
+ * Shared by the SNI reader here and the ALPN reader of the mTLS path.
+ */
+export function clientHelloExtension(buf: Buffer, type: number): Buffer | null | undefined {
   const hs = handshakeBytes(buf);
   if (hs === undefined || hs === null) return hs;
   // Handshake header: type(1) = client_hello(1), length(3).
@@ -33,10 +43,10 @@ export function parseSni(buf: Buffer): SniResult {
   const extEnd = Math.min(body.length, p + 2 + body.readUInt16BE(p));
   p += 2;
   while (p + 4 <= extEnd) {
-    const type = body.readUInt16BE(p);
+    const extType = body.readUInt16BE(p);
     const size = body.readUInt16BE(p + 2);
     p += 4;
-    if (type === 0 /* server_name */) return serverName(body.subarray(p, Math.min(p + size, extEnd)));
+    if (extType === type) return body.subarray(p, Math.min(p + size, extEnd));
     p += size;
   }
   return null;
