@@ -1,8 +1,10 @@
 /** Helpers for the reconcile/publish/agent tests against the real apiserver (envtest). */
+
 import { join } from 'node:path';
 import { KubeApiError, type KubeObject, type KubeRest } from '../../src/config-source/kubernetes-rest.js';
 import { PROJECT_ROOT } from '../../src/util/paths.js';
 import type { ControlPlane } from '../envtest/index.js';
+import { eventually } from '../integration/controller.js';
 
 const PLURALS: Record<string, string> = {
   Namespace: 'namespaces',
@@ -112,27 +114,13 @@ export const endpointSlice = (
   })),
 });
 
-export async function waitFor<T>(
+/** Polls until truthy (every 50 ms by default); the shared `eventually` with this suite's cadence. */
+export const waitFor = <T>(
   what: string,
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 20_000,
   everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
-  );
-}
+): Promise<T> => eventually(what, async () => fn(), timeoutMs, everyMs);
 
 /** Pods of a service account can be created once its token Secret exists (1.20 admission). */
 export async function waitForServiceAccount(rest: KubeRest, ns: string, sa: string): Promise<void> {
