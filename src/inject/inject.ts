@@ -66,6 +66,7 @@ export function injectPod(pod: Pod, ctx: InjectContext, target: InjectTarget = {
     warnings.push(...probeWarnings);
     if (Object.keys(probers).length > 0) findProxy(out)?.env?.push(appProbersEnv(probers));
   }
+  shareServiceAccountToken(out);
   writeMetadata(out, settings, status, ctx, workload, override);
   warnings.push(...jobWarnings(settings, workload));
 
@@ -79,6 +80,30 @@ function templateFailure(err: unknown): InjectResult {
   const message = err instanceof Error ? err.message : String(err);
   if (!(err instanceof TemplateError)) throw err;
   return { kind: 'error', errors: [{ field: 'sidecar template', value: '', message }], message };
+}
+
+/** Where Kubernetes mounts the pod's service-account token (and the apiserver CA). */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/**
+ * The agent reads its published config from the API with the pod's service-account token. The
+ * ServiceAccount admission plugin mounts that token only into containers that exist when it runs,
+ * which is before mutating webhooks, so the proxy gets the app's mount (when the pod has one).
+ */
+function shareServiceAccountToken(pod: Pod): void {
+  const proxy = findProxy(pod);
+  if (!proxy || proxy.volumeMounts?.some((m) => m.mountPath === SERVICE_ACCOUNT_DIR)) return;
+  for (const c of [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])]) {
+    if (c === proxy) continue;
+    const mount = c.volumeMounts?.find((m) => m.mountPath === SERVICE_ACCOUNT_DIR);
+    if (mount) {
+      proxy.volumeMounts = [
+        ...(proxy.volumeMounts ?? []),
+        { name: mount.name, mountPath: SERVICE_ACCOUNT_DIR, readOnly: true },
+      ];
+      return;
+    }
+  }
 }
 
 function findProxy(pod: Pod): V1Container | undefined {

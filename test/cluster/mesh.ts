@@ -20,7 +20,7 @@ export function renderConfig(image: string): string {
     .map((f) =>
       readFileSync(join(dir, f), 'utf8')
         .replace(RELEASE_IMAGE, `image: ${image}`)
-        .replace(/args: \["controller"\]/, `args: ["controller", "--proxy-image=${image}"]`),
+        .replace(/args: \["controller"/, `args: ["controller", "--proxy-image=${image}"`),
     )
     .join('\n---\n');
 }

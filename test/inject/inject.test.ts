@@ -23,6 +23,26 @@ function proxyOf(pod: Pod): V1Container {
 describe('injectPod', () => {
   const ctx = testContext();
 
+  it("gives the proxy the app's service-account token mount (added before webhooks run), idempotently", () => {
+    const pod = simplePod();
+    pod.spec!.volumes = [{ name: 'default-token-abcde', secret: { secretName: 'default-token-abcde' } }];
+    pod.spec!.containers[0]!.volumeMounts = [
+      {
+        name: 'default-token-abcde',
+        mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+        readOnly: true,
+      },
+    ];
+    const once = injected(injectPod(pod, ctx));
+    expect(proxyOf(once).volumeMounts).to.deep.include({
+      name: 'default-token-abcde',
+      mountPath: '/var/run/secrets/kubernetes.io/serviceaccount',
+      readOnly: true,
+    });
+    const again = injectPod(once, ctx);
+    expect(again.kind).to.equal('skipped');
+  });
+
   describe('skips', () => {
     const cases: Array<[string, Pod, string]> = [
       ['host network', { ...simplePod(), spec: { ...simplePod().spec!, hostNetwork: true } }, 'host-network'],

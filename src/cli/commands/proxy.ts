@@ -10,10 +10,11 @@
  * accepted and ignored (logged at debug).
  */
 
-import { existsSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse } from 'yaml';
+import { type ConfigWatcher, parseDownwardLabels, startConfigWatcher } from '../../agent/config/index.js';
 import { CertificateManager, DEFAULT_CA_ROOT_PATH, DEFAULT_TOKEN_PATH } from '../../agent/index.js';
 import { SidecarProxy } from '../../proxy/index.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../proxy/log.js';
@@ -54,6 +55,7 @@ interface SidecarCliOptions extends ConfigOptions {
   caAddress?: string;
   tokenPath: string;
   caRootPath: string;
+  configWatch: boolean;
 }
 
 function port(value: string, flag: string): number | null {
@@ -217,6 +219,10 @@ export function register(program: Command): void {
     .option('--ca-address <host:port>', 'mesh CA to get the workload certificate from (default: $CA_ADDR)')
     .option('--token-path <file>', 'projected service-account token (audience istio-ca)', DEFAULT_TOKEN_PATH)
     .option('--ca-root-path <file>', 'mesh root certificate', DEFAULT_CA_ROOT_PATH)
+    .option(
+      '--no-config-watch',
+      'do not watch the published config ConfigMaps (in a pod, watched by default)',
+    )
     .allowUnknownOption()
     .allowExcessArguments()
     .action(async (o: SidecarCliOptions, cmd: Command) => {
@@ -256,8 +262,10 @@ export function register(program: Command): void {
       );
       // A bad config file is logged and ignored: passthrough keeps the pod working.
       const { unwatch } = await attachConfig(sidecar.proxy, o);
+      const published = o.configWatch ? watchPublishedConfig(sidecar.proxy, log) : undefined;
       const shutdown = () => {
         unwatch();
+        published?.close();
         certificates?.stop();
         void sidecar.stop(drainMs).then(() => process.exit(0));
       };
@@ -291,4 +299,67 @@ function workloadCertificates(
     log.warn(`workload certificate from ${caAddress} failed: ${err.message}; retrying in ${retryInMs} ms`),
   );
   return manager.start();
+}
+
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const POD_LABELS_FILE = '/etc/istio/pod/labels';
+
+/**
+ * In a pod (KUBERNETES_SERVICE_HOST, POD_NAME, POD_NAMESPACE and the service-account token
+ * present): watch the tables the controller publishes for this workload and hot-swap them.
+ * Until that works (the controller may not have written this namespace's Role and ConfigMaps
+ * yet) it retries in the background; meanwhile the sidecar serves passthrough.
+ */
+function watchPublishedConfig(
+  proxy: SidecarProxy,
+  log: ReturnType<typeof createLogger>,
+): { close(): void } | undefined {
+  const {
+    KUBERNETES_SERVICE_HOST: host,
+    KUBERNETES_SERVICE_PORT: port,
+    POD_NAME,
+    POD_NAMESPACE,
+  } = process.env;
+  const tokenFile = `${SERVICE_ACCOUNT_DIR}/token`;
+  if (!host || !POD_NAME || !POD_NAMESPACE) return undefined;
+  if (!existsSync(tokenFile)) {
+    log.warn(`no service-account token at ${tokenFile}: not watching published config (passthrough only)`);
+    return undefined;
+  }
+  let watcher: ConfigWatcher | undefined;
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = async (delayMs: number): Promise<void> => {
+    try {
+      const w = await startConfigWatcher({
+        server: `https://${host.includes(':') ? `[${host}]` : host}:${port ?? '443'}`,
+        tokenFile,
+        caFile: `${SERVICE_ACCOUNT_DIR}/ca.crt`,
+        namespace: POD_NAMESPACE,
+        podName: POD_NAME,
+        ...(existsSync(POD_LABELS_FILE)
+          ? { labels: parseDownwardLabels(readFileSync(POD_LABELS_FILE, 'utf8')) }
+          : {}),
+        proxy,
+      });
+      if (closed) return w.close();
+      watcher = w;
+      log.info(`watching published config of workload class ${w.classId}`);
+    } catch (err) {
+      if (closed) return;
+      log.warn(
+        `cannot watch published config yet: ${err instanceof Error ? err.message : String(err)}; retrying in ${delayMs} ms`,
+      );
+      timer = setTimeout(() => void attempt(Math.min(delayMs * 2, 30_000)), delayMs);
+      timer.unref();
+    }
+  };
+  void attempt(1000);
+  return {
+    close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      watcher?.close();
+    },
+  };
 }
