@@ -348,4 +348,58 @@ describe('cluster e2e: install, injection and traffic on real pods @integration'
       status,
     ).to.equal(true);
   });
+
+  it('VirtualService + DestinationRule: 80/20 split v1/v3 within 3 points, end-user jason always v2, a new split applies live', async () => {
+    const rules = (v1: number, v3: number) => `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: ${MESHED}}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: ${MESHED}}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        end-user: {exact: jason}
+    route:
+    - destination: {host: reviews, subset: v2}
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: ${v1}
+    - destination: {host: reviews, subset: v3}
+      weight: ${v3}
+`;
+    const url = 'http://productpage:9080/api/v1/products/0';
+    await cluster.kubectlOk(['apply', '-f', '-'], { input: rules(80, 20) });
+    await waitFor("the 80/20 rules to reach productpage's sidecar", 60_000, async () => {
+      const probe = await loadFromPod(cluster, MESHED, 'uninjected-client', url, 20);
+      return !probe.versions.v2 && (probe.versions.v1 ?? 0) > 0;
+    });
+    const split = await loadFromPod(cluster, MESHED, 'uninjected-client', url, 2000);
+    process.stderr.write(`[cluster] 80/20 split over 2000 requests: ${JSON.stringify(split.versions)}\n`);
+    expect(split.statuses, JSON.stringify(split)).to.deep.equal({ 200: 2000 });
+    expect(split.versions.v2 ?? 0).to.equal(0);
+    expect(((split.versions.v1 ?? 0) / 2000) * 100).to.be.within(77, 83);
+    const jason = await loadFromPod(cluster, MESHED, 'uninjected-client', url, 50, { 'end-user': 'jason' });
+    expect(jason.versions, JSON.stringify(jason)).to.deep.equal({ v2: 50 });
+    // A new split: measure (and print) how long the change takes to be observed.
+    const applied = Date.now();
+    await cluster.kubectlOk(['apply', '-f', '-'], { input: rules(0, 100) });
+    await waitFor('reviews 100% v3 after the new apply', 60_000, async () => {
+      const probe = await loadFromPod(cluster, MESHED, 'uninjected-client', url, 10);
+      return probe.versions.v3 === 10;
+    });
+    process.stderr.write(
+      `[cluster] new split observed ${Date.now() - applied} ms after kubectl apply returned\n`,
+    );
+  });
 });

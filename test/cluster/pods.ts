@@ -117,6 +117,7 @@ export async function loadFromPod(
   pod: string,
   url: string,
   count: number,
+  headers: Record<string, string> = {},
 ): Promise<LoadResult> {
   const script = `
 const out = { total: 0, statuses: {}, versions: {}, errors: [] };
@@ -124,7 +125,7 @@ const out = { total: 0, statuses: {}, versions: {}, errors: [] };
   for (let i = 0; i < ${count}; i++) {
     out.total++;
     try {
-      const res = await fetch(${JSON.stringify(url)}, { headers: { connection: 'close' }, signal: AbortSignal.timeout(5000) });
+      const res = await fetch(${JSON.stringify(url)}, { headers: { connection: 'close', ...${JSON.stringify(headers)} }, signal: AbortSignal.timeout(5000) });
       out.statuses[res.status] = (out.statuses[res.status] || 0) + 1;
       const body = await res.json().catch(() => ({}));
       const v = body.reviewsVersion || body.version || 'none';
@@ -137,7 +138,7 @@ const out = { total: 0, statuses: {}, versions: {}, errors: [] };
   process.stdout.write(JSON.stringify(out));
 })();`;
   const stdout = await cluster.kubectlOk(['-n', namespace, 'exec', pod, '--', 'node', '-e', script], {
-    timeoutMs: 120_000,
+    timeoutMs: 180_000,
   });
   return JSON.parse(stdout) as LoadResult;
 }
