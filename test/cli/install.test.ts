@@ -36,6 +36,11 @@ describe('isthmus install', () => {
     };
     const c = deploy.spec.template.spec.containers[0]!;
     expect(c.image).to.equal('docker.io/isthmus/isthmus:dev');
-    expect(c.args).to.deep.equal(['controller', '--reconcile', '--proxy-image', 'docker.io/isthmus/isthmus:dev']);
+    expect(c.args).to.deep.equal([
+      'controller',
+      '--reconcile',
+      '--proxy-image',
+      'docker.io/isthmus/isthmus:dev',
+    ]);
   });
 });
