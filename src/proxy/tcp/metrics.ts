@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import type { Workload } from '../../tables/index.js';
 import { parseClusterName } from '../../tables/index.js';
 import { flagsString } from '../flags.js';
-import { escapeLabel, type Reporter } from '../telemetry/istio-metrics.js';
+import { escapeLabel, peerLabels, type Reporter } from '../telemetry/istio-metrics.js';
 import type { PeerIdentity } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
@@ -143,23 +143,8 @@ export class TcpMetrics {
     mtlsPeer: PeerIdentity | null = null,
   ): TcpBase {
     const self = this.node;
-    const src = reporter === 'source' ? self : mtlsPeer !== null ? { principal: mtlsPeer.principal } : {};
-    const dst = reporter === 'source' ? peer : self;
     const labels: Array<[string, string]> = [
-      ['reporter', reporter],
-      ['source_workload', src.name ?? U],
-      ['source_workload_namespace', src.namespace ?? U],
-      ['source_principal', src.principal ?? U],
-      ['source_app', src.app ?? U],
-      ['source_version', src.version ?? U],
-      ['destination_workload', dst.name ?? U],
-      ['destination_workload_namespace', dst.namespace ?? U],
-      ['destination_principal', dst.principal ?? U],
-      ['destination_app', dst.app ?? U],
-      ['destination_version', dst.version ?? U],
-      ['destination_service', svc.host],
-      ['destination_service_name', svc.name],
-      ['destination_service_namespace', svc.namespace],
+      ...peerLabels(reporter, self, peer, svc, mtlsPeer),
       ['request_protocol', 'tcp'],
       [
         'connection_security_policy',

@@ -151,27 +151,7 @@ export class IstioMetrics {
   ): LabelBase {
     const peer = endpoint?.workload ?? {};
     const self = this.node;
-    // Outbound (source reporter): we are the source, the endpoint is the destination.
-    // Inbound, the source's identity is the verified mTLS peer (no metadata exchange).
-    const src = reporter === 'source' ? self : mtlsPeer !== null ? { principal: mtlsPeer.principal } : {};
-    const dst = reporter === 'source' ? peer : self;
-    const svc = serviceOf(cluster);
-    const labels: Array<[string, string]> = [
-      ['reporter', reporter],
-      ['source_workload', src.name ?? U],
-      ['source_workload_namespace', src.namespace ?? U],
-      ['source_principal', src.principal ?? U],
-      ['source_app', src.app ?? U],
-      ['source_version', src.version ?? U],
-      ['destination_workload', dst.name ?? U],
-      ['destination_workload_namespace', dst.namespace ?? U],
-      ['destination_principal', dst.principal ?? U],
-      ['destination_app', dst.app ?? U],
-      ['destination_version', dst.version ?? U],
-      ['destination_service', svc.host],
-      ['destination_service_name', svc.name],
-      ['destination_service_namespace', svc.namespace],
-    ];
+    const labels = peerLabels(reporter, self, peer, serviceOf(cluster), mtlsPeer);
     const prefix = labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
     // The destination side knows (mutual_tls or plaintext); Istio's source side reports unknown.
     const policy = reporter === 'destination' ? (mtlsPeer !== null ? 'mutual_tls' : 'none') : U;
@@ -234,6 +214,39 @@ function serviceOf(cluster: ClusterState | null): { host: string; name: string; 
     return { host: parsed.host, name: name || U, namespace: namespace || U };
   }
   return { host: U, name: U, namespace: U };
+}
+
+/**
+ * Istio's source/destination label pairs, shared by the HTTP and TCP metrics. Outbound (source
+ * reporter): we are the source, the endpoint is the destination. Inbound, the source's identity is
+ * the verified mTLS peer (no metadata exchange).
+ */
+export function peerLabels(
+  reporter: Reporter,
+  self: Workload,
+  peer: Workload,
+  svc: { host: string; name: string; namespace: string },
+  mtlsPeer: PeerIdentity | null,
+): Array<[string, string]> {
+  const src: Workload =
+    reporter === 'source' ? self : mtlsPeer !== null ? { principal: mtlsPeer.principal } : {};
+  const dst = reporter === 'source' ? peer : self;
+  return [
+    ['reporter', reporter],
+    ['source_workload', src.name ?? U],
+    ['source_workload_namespace', src.namespace ?? U],
+    ['source_principal', src.principal ?? U],
+    ['source_app', src.app ?? U],
+    ['source_version', src.version ?? U],
+    ['destination_workload', dst.name ?? U],
+    ['destination_workload_namespace', dst.namespace ?? U],
+    ['destination_principal', dst.principal ?? U],
+    ['destination_app', dst.app ?? U],
+    ['destination_version', dst.version ?? U],
+    ['destination_service', svc.host],
+    ['destination_service_name', svc.name],
+    ['destination_service_namespace', svc.namespace],
+  ];
 }
 
 export function escapeLabel(v: string): string {
