@@ -25,6 +25,7 @@ import {
 import { parseClusterName } from '../tables/names.js';
 import { buildOutboundClusters } from './clusters.js';
 import { destinationRuleIndex, selectorRulesFingerprint } from './destination-rules.js';
+import { podLocality } from './endpoints.js';
 import { hasSourceConditions, sourceMatches } from './http-routes.js';
 import { buildInbound } from './inbound.js';
 import { outboundHttpListener, tcpListeners } from './listeners.js';
@@ -80,6 +81,7 @@ function sourceFingerprint(scope: SidecarScope, w: WorkloadIdentity): string {
     for (const r of vs.spec.http ?? [])
       for (const m of r.match ?? []) bits += sourceMatches(m, w) ? '1' : '0';
     for (const r of vs.spec.tcp ?? []) for (const m of r.match ?? []) bits += sourceMatches(m, w) ? '1' : '0';
+    for (const r of vs.spec.tls ?? []) for (const m of r.match ?? []) bits += sourceMatches(m, w) ? '1' : '0';
     parts.push(`${vs.namespace}/${vs.name}:${bits}`);
   }
   return parts.join(';');
@@ -115,7 +117,7 @@ function buildOutbound(snap: MeshSnapshot, scope: SidecarScope, w: WorkloadIdent
   const tcp = tcpListeners(
     scope.services,
     vsOwners(scope),
-    { workload: w, services: scope.byHost },
+    { workload: w, services: scope.byHost, allowAny: snap.mesh.outboundTrafficPolicy === 'ALLOW_ANY' },
     warnings.warn,
   );
   // Routes may name clusters that do not exist (unknown host or subset). Istio leaves them
@@ -134,7 +136,7 @@ function buildOutbound(snap: MeshSnapshot, scope: SidecarScope, w: WorkloadIdent
         : key?.subset
           ? `subset "${key.subset}" of ${key.host} is not defined by any DestinationRule`
           : `port ${key?.port} is not a port of ${key?.host}`;
-      warnings.warn(resource, `${why}; requests to it fail with 503`);
+      warnings.warn(resource, `${why}; requests to it fail with 503`, 'ReferencedResourceNotFound');
     }
     set.clusters.set(
       name,
@@ -168,6 +170,7 @@ function nodeOf(w: WorkloadIdentity): Workload {
   for (const k of Object.keys(w.labels).sort()) labels[k] = w.labels[k]!;
   const app = w.labels.app ?? w.labels['app.kubernetes.io/name'];
   const version = w.labels.version ?? w.labels['app.kubernetes.io/version'];
+  const locality = podLocality(w.labels);
   return {
     name: w.name,
     namespace: w.namespace,
@@ -175,6 +178,7 @@ function nodeOf(w: WorkloadIdentity): Workload {
     ...(version ? { version } : {}),
     principal: `spiffe://${DEFAULT_TRUST_DOMAIN}/ns/${w.namespace}/sa/${w.serviceAccount}`,
     labels,
+    ...(locality ? { locality } : {}),
   };
 }
 
@@ -208,7 +212,7 @@ function assemble(snap: MeshSnapshot, c: Caches, w: WorkloadIdentity, inKey: str
     if (list) eps[cl.name] = list;
   }
   const warnings = new Warnings();
-  for (const x of [...out.warnings, ...inb.warnings]) warnings.warn(x.resource, x.message);
+  for (const x of [...out.warnings, ...inb.warnings]) warnings.warn(x.resource, x.message, x.code);
   const inboundMtls = inboundMtlsFor(snap, w, warnings.warn);
   return {
     listeners: mergeSorted(out.listeners, inb.listeners),

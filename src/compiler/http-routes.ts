@@ -45,7 +45,7 @@ export function hasSourceConditions(vs: VirtualServiceConfig): boolean {
     (vs.spec.http ?? []).some((r) =>
       (r.match ?? []).some((m) => m.sourceLabels || m.sourceNamespace || m.gateways?.length),
     ) ||
-    (vs.spec.tcp ?? []).some((r) =>
+    [...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])].some((r) =>
       (r.match ?? []).some((m) => m.sourceLabels || m.sourceNamespace || m.gateways?.length),
     )
   );

@@ -3,6 +3,7 @@
  * Versioned by `apiVersion`; the proxy reads nothing else (never raw Istio YAML).
  */
 export * from './clusters.js';
+export * from './l4-routes.js';
 export * from './listeners.js';
 export * from './match.js';
 export * from './names.js';

@@ -3,7 +3,8 @@
  * HTTP/1.1 listeners are served; the protocol field is in the contract so the control plane
  * can emit HTTP/2, gRPC, TCP and TLS listeners now and the proxy picks them up as they land.
  */
-import { Bool, Enum, NonEmpty, Obj, Opt, PortNum, type Static, Str } from './kit.js';
+import { Bool, Enum, List, NonEmpty, Obj, Opt, PortNum, type Static, Str } from './kit.js';
+import { L4RouteSchema } from './l4-routes.js';
 
 export const LISTENER_PROTOCOLS = ['http', 'http2', 'grpc', 'tcp', 'tls', 'auto'] as const;
 
@@ -22,7 +23,16 @@ export const ListenerSchema = Obj(
       ),
     ),
     explicitProxy: Opt(Bool('Accept absolute-form request targets (HTTP forward proxy).')),
-    cluster: Opt(NonEmpty('For tcp/tls listeners: the cluster to forward to.')),
+    cluster: Opt(
+      NonEmpty('For tcp/tls listeners: the cluster to forward to (when `l4Routes` match nothing).'),
+    ),
+    l4Routes: Opt(
+      List(
+        L4RouteSchema,
+        'For tcp/tls listeners: VirtualService tcp/tls routes by destination subnet and SNI; the ' +
+          'most specific match wins (see l4-routes.ts).',
+      ),
+    ),
   },
   'HTTP listeners set routeConfig or routeByPort.',
 );

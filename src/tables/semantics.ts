@@ -3,6 +3,7 @@
  * RE2 validity, references between sections, uniqueness. Runs only on schema-valid input.
  */
 import type { Endpoint } from './clusters.js';
+import { type L4Route, parseSubnet, sniPatternError } from './l4-routes.js';
 import type { RouteMatch, StringMatch } from './match.js';
 import { regexError } from './regex.js';
 import type { Cors, HeaderOps, Route, RouteConfig } from './routes.js';
@@ -51,8 +52,12 @@ export function checkTablesSemantics(t: ProxyTables): TableError[] {
       err(`${p}.routeConfig`, `unknown route config "${l.routeConfig}"`);
     }
     if (l.cluster && !clusterNames.has(l.cluster)) err(`${p}.cluster`, `unknown cluster "${l.cluster}"`);
-    if ((l.protocol === 'tcp' || l.protocol === 'tls') && !l.cluster)
-      err(p, `a ${l.protocol} listener needs cluster`);
+    const l4 = l.protocol === 'tcp' || l.protocol === 'tls';
+    if (l4 && !l.cluster && !l.l4Routes?.length) err(p, `a ${l.protocol} listener needs cluster or l4Routes`);
+    if (l.l4Routes && !l4) err(`${p}.l4Routes`, 'only tcp and tls listeners have l4Routes');
+    l.l4Routes?.forEach((r, j) => {
+      checkL4Route(r, l.protocol, `${p}.l4Routes[${j}]`, clusterNames, err);
+    });
   });
 
   if (t.endpoints) {
@@ -103,6 +108,29 @@ function checkRouteConfig(rc: RouteConfig, base: string, clusters: Set<string>, 
     vh.routes.forEach((r, i) => {
       checkRoute(r, `${vp}.routes[${i}]`, clusters, err);
     });
+  });
+}
+
+function checkL4Route(r: L4Route, protocol: string, p: string, clusters: Set<string>, err: Err): void {
+  if (r.clusters.length === 0) err(`${p}.clusters`, 'at least one cluster is required');
+  let total = 0;
+  r.clusters.forEach((wc, i) => {
+    total += wc.weight;
+    if (!clusters.has(wc.cluster)) err(`${p}.clusters[${i}].cluster`, `unknown cluster "${wc.cluster}"`);
+  });
+  if (r.clusters.length > 0 && total === 0) err(`${p}.clusters`, 'total weight must be > 0');
+  const sni = r.match?.sniHosts;
+  if (sni && protocol !== 'tls') err(`${p}.match.sniHosts`, 'sniHosts needs a tls listener');
+  if (sni?.length === 0) err(`${p}.match.sniHosts`, 'must not be empty (leave it out to match any SNI)');
+  sni?.forEach((h, i) => {
+    const e = sniPatternError(h);
+    if (e) err(`${p}.match.sniHosts[${i}]`, `"${h}" ${e}`);
+  });
+  const subnets = r.match?.destinationSubnets;
+  if (subnets?.length === 0) err(`${p}.match.destinationSubnets`, 'must not be empty');
+  subnets?.forEach((s, i) => {
+    const parsed = parseSubnet(s);
+    if (typeof parsed === 'string') err(`${p}.match.destinationSubnets[${i}]`, parsed);
   });
 }
 

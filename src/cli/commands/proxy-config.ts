@@ -53,9 +53,11 @@ export function renderSection(cfg: PublishedConfig, section: Section): string {
           ? `route: ${l.routeConfig}`
           : l.routeByPort
             ? 'route by port'
-            : l.cluster
-              ? `cluster: ${l.cluster}`
-              : '-',
+            : l.l4Routes?.length
+              ? `${l.l4Routes.length} l4 routes${l.cluster ? `, else cluster: ${l.cluster}` : ''}`
+              : l.cluster
+                ? `cluster: ${l.cluster}`
+                : '-',
       ]),
     );
   if (section === 'clusters') {

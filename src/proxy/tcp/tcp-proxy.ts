@@ -1,6 +1,7 @@
 /**
  * The proxy's TCP side: plain TCP to a cluster (`tcp` listeners), TLS passthrough
- * (`tls` listeners, SNI peeked without terminating TLS), protocol sniffing (`auto` listeners:
+ * (`tls` listeners, SNI peeked without terminating TLS), the listener's `l4Routes` picking
+ * the cluster per connection by SNI and destination address (l4-router.ts), protocol sniffing (`auto` listeners:
  * HTTP goes to the HTTP path, the rest to the listener's cluster) and passthrough to an
  * original destination (sidecar capture, Istio's PassthroughCluster / InboundPassthroughCluster).
  * Circuit breaking: `connectionPool.maxConnections` bounds a cluster's concurrent upstream
@@ -12,11 +13,13 @@ import type { Listener } from '../../tables/index.js';
 import { Flag } from '../flags.js';
 import { admitTcp } from '../http/inbound-security.js';
 import type { ListenerBindOptions } from '../http/listeners.js';
+import { capturedOf } from '../sidecar/captured.js';
 import type { Snapshot } from '../snapshot.js';
 import type { Reporter } from '../telemetry/istio-metrics.js';
 import { peerOf } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
+import { L4Router } from './l4-router.js';
 import {
   BLACKHOLE,
   INBOUND_PASSTHROUGH_V4,
@@ -83,6 +86,7 @@ export class TcpProxy {
   readonly unsupported = new Map<string, string>();
   private readonly sessions = new Set<TcpSession>();
   private readonly counters = new WeakMap<ClusterState, TcpClusterCounters>();
+  private readonly routers = new WeakMap<Listener, L4Router>();
   private readonly bound = new Map<string, Bound>();
   private readonly sniffTimeoutMs: number;
   private readonly idleTimeoutMs: number;
@@ -107,36 +111,46 @@ export class TcpProxy {
     return this.sessions.size;
   }
 
-  /** Serves one accepted connection of a `tcp`, `tls` or `auto` listener. */
+  /**
+   * Serves one accepted connection of a `tcp`, `tls` or `auto` listener. With `l4Routes`,
+   * the cluster is chosen per connection by destination address and (tls) SNI; none matching
+   * and no listener `cluster` closes the connection (BlackHoleCluster). A PASSTHROUGH cluster
+   * (PassthroughCluster) goes to the original destination (`fallback`; closed without one).
+   */
   serve(
     down: Socket,
     spec: Listener,
     fallback: ((down: Socket, pending: Buffer | null) => void) | null,
   ): void {
     const reporter: Reporter = spec.direction === 'inbound' ? 'destination' : 'source';
-    const cluster = spec.cluster !== undefined ? (this.current().clusters.get(spec.cluster) ?? null) : null;
-    const other = (pending: Buffer | null) => {
+    const router = spec.l4Routes?.length ? this.routerOf(spec) : null;
+    const other = (pending: Buffer | null, sni: string) => {
       if (reporter === 'destination' && !admitTcp(this.current(), down, spec.port)) {
         down.destroy(); // AuthorizationPolicy (http/inbound-security.ts)
         return;
       }
-      if (cluster !== null) this.toCluster(down, cluster, reporter, pending);
-      else if (fallback !== null) fallback(down, pending);
+      const name =
+        router === null
+          ? (spec.cluster ?? null)
+          : router.pick(router.usesIp ? destinationIp(down) : null, sni);
+      const cluster = name !== null ? (this.current().clusters.get(name) ?? null) : null;
+      if (cluster !== null && cluster.def.lbPolicy !== 'PASSTHROUGH')
+        this.toCluster(down, cluster, reporter, pending);
+      else if (fallback !== null && (router === null || cluster !== null)) fallback(down, pending);
       else this.blackhole(down, reporter);
     };
     if (spec.protocol === 'tcp') {
-      other(null);
+      other(null, '');
     } else if (spec.protocol === 'tls') {
       peek(down, parseSniResult, this.sniffTimeoutMs * 10, MAX_CLIENT_HELLO, (sni, pending) => {
-        // Contract gap: listeners carry one cluster, no SNI routes yet; the name is logged.
         if (this.log.isDebugEnabled()) this.log.debug(`tcp: ${spec.name}: TLS SNI ${sni || '(none)'}`);
-        other(pending);
+        other(pending, sni ?? '');
       });
     } else {
       peek(down, classifyProtocol, this.sniffTimeoutMs, 64, (p, pending) => {
         if (pending === null && isHttp(p) && acceptAsHttp(this.http, spec.name, down, p === Sniffed.Http2))
           return;
-        other(pending);
+        other(pending, '');
       });
     }
   }
@@ -282,6 +296,16 @@ export class TcpProxy {
     down.destroy();
   }
 
+  /** The compiled l4Routes of a listener object (one per config version), built on first use. */
+  private routerOf(spec: Listener): L4Router {
+    let r = this.routers.get(spec);
+    if (r === undefined) {
+      r = new L4Router(spec);
+      this.routers.set(spec, r);
+    }
+    return r;
+  }
+
   private countersOf(cluster: ClusterState): TcpClusterCounters {
     let c = this.counters.get(cluster);
     if (c === undefined) {
@@ -315,6 +339,11 @@ export class TcpProxy {
 
 function isHttp(p: SniffResult | undefined): boolean {
   return p === Sniffed.Http1 || p === Sniffed.Http2;
+}
+
+/** The address the client dialled: the captured original destination, else the listener's. */
+function destinationIp(down: Socket): string | null {
+  return capturedOf(down)?.address ?? down.localAddress ?? null;
 }
 
 function parseSniResult(buf: Buffer): string | null | undefined {

@@ -1,6 +1,8 @@
 /** Semantic rules for VirtualService beyond its schema (Galley's checks, with field paths). */
+import { isIP } from 'node:net';
 import { at, type Findings } from '../findings.js';
 import {
+  checkCidrOrIp,
   checkDuration,
   checkHostname,
   checkHttpStatus,
@@ -253,13 +255,26 @@ function checkL4Route(f: Findings, path: string, r: unknown, kind: 'tls' | 'tcp'
       if (sni.length === 0) f.error(at(p, 'sniHosts'), 'TLS match must have at least one SNI host');
       sni.forEach((h, j) => {
         const hp = at(at(p, 'sniHosts'), j);
+        if (typeof h === 'string' && isIP(h) !== 0) {
+          // Istio: a warning, not an error (clients rarely send an IP as SNI).
+          f.warn(
+            hp,
+            `using an IP address (${JSON.stringify(h)}) as SNI goes against the SNI spec; most clients do not send it`,
+          );
+          return;
+        }
         const bad = checkHostname(h, { allowBareWildcard: true });
         if (bad) f.error(hp, bad);
-        else if (!hosts.some((vh) => hostCovers(vh, h as string)))
-          f.error(hp, `SNI host ${JSON.stringify(h)} is not one of the VirtualService's hosts`);
+        else if (!hosts.some((vh) => hostCovers(vh.toLowerCase(), (h as string).toLowerCase())))
+          f.error(
+            hp,
+            `SNI host ${JSON.stringify(h)} is not a compatible subset of any of the VirtualService's hosts: [${hosts.join(', ')}]`,
+          );
       });
     }
     checkSubnets(f, at(p, 'destinationSubnets'), m.destinationSubnets);
+    if (kind === 'tcp' && m.sourceSubnet !== undefined)
+      report(f, at(p, 'sourceSubnet'), checkCidrOrIp(m.sourceSubnet));
     if (m.port !== undefined) report(f, at(p, 'port'), checkPort(m.port));
     checkSourceLabels(f, at(p, 'sourceLabels'), m.sourceLabels);
     list(m.gateways).forEach((g, j) => checkGatewayRef(f, at(at(p, 'gateways'), j), g));
