@@ -8,9 +8,21 @@ import { DEFAULT_TRUST_DOMAIN } from '../api/mesh.js';
 import { getOrCreate } from '../registry/hash.js';
 import { selects } from '../registry/kube-objects.js';
 import type { MeshEndpoint, MeshService, MeshSnapshot, ServicePort } from '../registry/types.js';
-import type { Endpoint, Workload } from '../tables/index.js';
+import type { Endpoint, Locality, Workload } from '../tables/index.js';
 
 const TLS_MODE = 'security.istio.io/tlsMode';
+
+/** Istio's pod locality override label, `region.zone.subzone` (labels cannot hold '/'). */
+export function podLocality(labels: Readonly<Record<string, string>>): Locality | undefined {
+  const v = labels['istio-locality'];
+  if (!v) return undefined;
+  const [region, zone, subzone] = v.split('.');
+  const l: Locality = {};
+  if (region) l.region = region;
+  if (zone) l.zone = zone;
+  if (subzone) l.subzone = subzone;
+  return l;
+}
 const CACHE = new WeakMap<MeshSnapshot, Map<string, Endpoint[]>>();
 
 function portOf(ep: MeshEndpoint, svc: MeshService, port: ServicePort): number | undefined {

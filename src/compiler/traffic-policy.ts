@@ -5,7 +5,13 @@
  * fall back to defaults, not to the level above); then each field a subset sets overrides.
  */
 import type { TrafficPolicy } from '../api/networking/destination-rule.js';
-import type { Cluster, ConnectionPool, OutlierDetection } from '../tables/index.js';
+import type {
+  Cluster,
+  ConnectionPool,
+  ConsistentHash,
+  LocalityLb,
+  OutlierDetection,
+} from '../tables/index.js';
 import { durationMs } from './durations.js';
 import type { Warn } from './warnings.js';
 
@@ -59,9 +65,15 @@ export function clusterSettings(p: Fields, where: string, warn: Warn): Partial<C
   const out: Partial<Cluster> = {};
   const lb = p.loadBalancer;
   if (lb?.simple && LB[lb.simple]) out.lbPolicy = LB[lb.simple];
-  if (lb?.consistentHash)
-    warn(where, 'loadBalancer.consistentHash is not supported yet; using the default balancer');
-  if (lb?.localityLbSetting) warn(where, 'loadBalancer.localityLbSetting is not supported yet');
+  if (lb?.consistentHash) {
+    const ch = consistentHash(lb.consistentHash, where, warn);
+    if (ch) {
+      out.lbPolicy = lb.consistentHash.maglev ? 'MAGLEV' : 'RING_HASH';
+      out.consistentHash = ch;
+    }
+  }
+  const locality = localityLb(lb?.localityLbSetting, p.outlierDetection !== undefined, where, warn);
+  if (locality) out.localityLb = locality;
 
   const cp = p.connectionPool;
   const connect = durationMs(cp?.tcp?.connectTimeout);
@@ -101,4 +113,62 @@ export function clusterSettings(p: Fields, where: string, warn: Warn): Partial<C
   const tls = p.tls;
   if (tls?.mode && tls.mode !== 'DISABLE') out.tls = { mode: tls.mode, ...(tls.sni ? { sni: tls.sni } : {}) };
   return out;
+}
+
+type ConsistentHashLB = NonNullable<NonNullable<Fields['loadBalancer']>['consistentHash']>;
+
+/** Istio ConsistentHashLB -> the table's hash key and table size (Istio defaults 1024 / 65537). */
+function consistentHash(ch: ConsistentHashLB, where: string, warn: Warn): ConsistentHash | undefined {
+  const out: ConsistentHash = {};
+  if (ch.httpHeaderName) out.httpHeaderName = ch.httpHeaderName.toLowerCase();
+  else if (ch.httpCookie?.name) {
+    const ttl = durationMs(ch.httpCookie.ttl);
+    out.httpCookie = {
+      name: ch.httpCookie.name,
+      ...(ch.httpCookie.path ? { path: ch.httpCookie.path } : {}),
+      ...(ttl !== undefined ? { ttlMs: ttl } : {}),
+    };
+    const attributes = (ch.httpCookie.attributes ?? []).filter((x) => x.name);
+    if (attributes.length)
+      out.httpCookie.attributes = attributes.map((x) => ({
+        name: x.name!,
+        ...(x.value ? { value: x.value } : {}),
+      }));
+  } else if (ch.useSourceIp) out.useSourceIp = true;
+  else if (ch.httpQueryParameterName) out.httpQueryParameterName = ch.httpQueryParameterName;
+  else {
+    warn(where, 'loadBalancer.consistentHash has no hash key; using the default balancer');
+    return undefined;
+  }
+  if (ch.maglev) {
+    if (ch.maglev.tableSize) out.tableSize = ch.maglev.tableSize;
+  } else {
+    const ring = ch.ringHash?.minimumRingSize ?? ch.minimumRingSize;
+    if (ring) out.minimumRingSize = ring;
+  }
+  return out;
+}
+
+type LocalitySetting = NonNullable<Fields['loadBalancer']>['localityLbSetting'];
+
+/**
+ * Istio's locality load balancing (on by default mesh-wide): `distribute` weights apply as
+ * they are; priority failover (same locality, zone, region, `failover` region, others) only
+ * with outlier detection in the same policy, as Istio does (without it Envoy could never
+ * notice a failed locality).
+ */
+function localityLb(s: LocalitySetting, outlier: boolean, where: string, warn: Warn): LocalityLb | undefined {
+  if (s?.enabled === false) return undefined;
+  if (s?.distribute?.length) {
+    if (s.failover?.length)
+      warn(where, 'localityLbSetting: distribute and failover both set; using distribute');
+    const distribute: NonNullable<LocalityLb['distribute']> = [];
+    for (const d of s.distribute) if (d.from && d.to) distribute.push({ from: d.from, to: { ...d.to } });
+    return { distribute };
+  }
+  if (!outlier) return undefined;
+  if (s?.failoverPriority?.length) warn(where, 'localityLbSetting.failoverPriority is not supported yet');
+  const failover: NonNullable<LocalityLb['failover']> = [];
+  for (const f of s?.failover ?? []) if (f.from && f.to) failover.push({ from: f.from, to: f.to });
+  return failover.length ? { failover } : {};
 }

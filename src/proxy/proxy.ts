@@ -22,6 +22,7 @@ import { createLogger, type LogLevel } from './log.js';
 import { Snapshot } from './snapshot.js';
 import { type TcpOptions, TcpProxy } from './tcp/index.js';
 import { IstioMetrics } from './telemetry/istio-metrics.js';
+import { ProxyTelemetry, type TelemetryOptions } from './telemetry/request-telemetry.js';
 import { type CertificateSource, MeshIdentity } from './tls/identity.js';
 import { InboundTls } from './tls/inbound.js';
 import { ClusterRegistry } from './upstream/registry.js';
@@ -52,6 +53,8 @@ export interface ProxyOptions {
    * is not ready until the first certificate arrived.
    */
   certificates?: CertificateSource;
+  /** Tracing (Zipkin) and access logs; both off when absent (telemetry/request-telemetry.ts). */
+  telemetry?: TelemetryOptions;
 }
 
 export type ApplyResult =
@@ -65,6 +68,8 @@ export class SidecarProxy implements AdminTarget {
   /** AuthorizationPolicy / RequestAuthentication / rate limits of the inbound side (src/authz). */
   readonly security = new InboundSecurityState();
   readonly log: Logger;
+  /** Tracing and access logs; null when neither is configured (requests then pay nothing). */
+  readonly telemetry: ProxyTelemetry | null;
   private readonly listeners: ListenerManager;
   private readonly servers: http.Server[] = [];
   private readonly ports = { admin: 0, stats: 0, health: 0 };
@@ -92,11 +97,21 @@ export class SidecarProxy implements AdminTarget {
 
   constructor(private readonly opts: ProxyOptions = {}) {
     this.log = opts.logger ?? createLogger(opts.logLevel ?? 'info');
-    this.listeners = new ListenerManager(opts.listeners ?? {}, this.metrics, this.log, () => this.snapshot);
+    const t = opts.telemetry;
+    this.telemetry = t?.tracing || t?.accessLog ? new ProxyTelemetry(t, this.log) : null;
+    this.listeners = new ListenerManager(
+      opts.listeners ?? {},
+      this.metrics,
+      this.log,
+      () => this.snapshot,
+      this.telemetry,
+    );
     this.tcp = new TcpProxy(opts.listeners ?? {}, this.log, () => this.snapshot, this, opts.tcp);
+    if (this.telemetry?.accessLog) this.tcp.metrics.closeHook = this.telemetry;
     if (opts.node) {
       this.metrics.setNode(opts.node);
       this.tcp.metrics.setNode(opts.node);
+      this.telemetry?.setNode(opts.node);
     }
     this.identity = opts.certificates ? new MeshIdentity(opts.certificates, this.log) : null;
     this.inboundTls = this.identity
@@ -177,9 +192,11 @@ export class SidecarProxy implements AdminTarget {
       return this.reject(version, [{ path: '', message: `compile failed: ${message}` }], 'tables');
     }
     this.registry.commit(clusters, v.value.endpoints);
+    this.registry.setLocality(v.value.node?.locality ?? this.opts.node?.locality);
     this.security.install(next, v.value.security, this.log);
     this.metrics.setNode(v.value.node ?? this.opts.node);
     this.tcp.metrics.setNode(v.value.node ?? this.opts.node);
+    this.telemetry?.setNode(v.value.node ?? this.opts.node);
     this.snapshot = next;
     this.status.version = next.version;
     this.status.accepted++;
@@ -226,6 +243,7 @@ export class SidecarProxy implements AdminTarget {
     this.security.close();
     await Promise.all([this.listeners.close(drainMs), this.tcp.close(drainMs)]);
     await this.registry.close();
+    await this.telemetry?.close();
     for (const s of this.servers) {
       s.close();
       s.closeAllConnections();
@@ -275,7 +293,11 @@ export class SidecarProxy implements AdminTarget {
   }
   prometheus(): string {
     return (
-      this.metrics.render() + this.tcp.metrics.render() + proxyPrometheus(this.registry.all(), this.status)
+      this.metrics.render() +
+      this.tcp.metrics.render() +
+      this.security.runtime.dryRun.render() +
+      (this.telemetry?.render() ?? '') +
+      proxyPrometheus(this.registry.all(), this.status)
     );
   }
   isReady(): boolean {

@@ -3,6 +3,7 @@
  * so the control plane can publish an endpoint change without rewriting the routes.
  */
 import {
+  Bool,
   Count,
   Enum,
   List,
@@ -35,15 +36,64 @@ export const ConnectionPoolSchema = Obj(
 );
 export type ConnectionPool = Static<typeof ConnectionPoolSchema>;
 
-export const OutlierDetectionSchema = Obj({
-  consecutive5xxErrors: Opt(Count()),
-  consecutiveGatewayErrors: Opt(Count()),
-  intervalMs: Opt(Count()),
-  baseEjectionTimeMs: Opt(Count()),
-  maxEjectionPercent: Opt(Percent()),
-  minHealthPercent: Opt(Percent()),
-});
+export const OutlierDetectionSchema = Obj(
+  {
+    consecutive5xxErrors: Opt(Count('Default 5 (Envoy/Istio); 0 disables 5xx ejection.')),
+    consecutiveGatewayErrors: Opt(
+      Count('502/503/504 and connect failures/resets/timeouts; default 0 = off.'),
+    ),
+    intervalMs: Opt(Count('Ejection sweep interval; default 10000.')),
+    baseEjectionTimeMs: Opt(Count('Ejection time = this x times ejected (max 300 s); default 30000.')),
+    maxEjectionPercent: Opt(Percent('Default 10.')),
+    minHealthPercent: Opt(
+      Percent('Panic threshold (Istio): below this % of available hosts, balance over all hosts. Default 0.'),
+    ),
+  },
+  'Passive health checking (Envoy outlier detection, consecutive errors).',
+);
 export type OutlierDetection = Static<typeof OutlierDetectionSchema>;
+
+export const ConsistentHashSchema = Obj(
+  {
+    httpHeaderName: Opt(NonEmpty('Hash the value of this request header.')),
+    httpCookie: Opt(
+      Obj({
+        name: NonEmpty(),
+        path: Opt(Str()),
+        ttlMs: Opt(
+          Count('Set: a missing cookie is generated and returned with Set-Cookie (0 = session cookie).'),
+        ),
+        attributes: Opt(
+          List(Obj({ name: NonEmpty(), value: Opt(Str()) }), 'Extra attributes of the generated cookie.'),
+        ),
+      }),
+    ),
+    useSourceIp: Opt(Bool('Hash the downstream source IP.')),
+    httpQueryParameterName: Opt(NonEmpty('Hash the value of this query parameter.')),
+    minimumRingSize: Opt(Count('RING_HASH: minimum ring entries; default 1024.')),
+    tableSize: Opt(Count('MAGLEV: lookup table size, a prime; default 65537.')),
+  },
+  'Hash key of RING_HASH/MAGLEV clusters: exactly one of httpHeaderName, httpCookie, useSourceIp, ' +
+    'httpQueryParameterName. A request without the key gets a random host (Envoy).',
+);
+export type ConsistentHash = Static<typeof ConsistentHashSchema>;
+
+export const LocalityLbSchema = Obj(
+  {
+    distribute: Opt(
+      List(
+        Obj({
+          from: NonEmpty("Proxy locality 'region/zone/subzone', '*' wildcard at the end."),
+          to: MapOf(Type.Integer({ minimum: 0, maximum: 100 }), 'Endpoint locality pattern -> weight.'),
+        }),
+      ),
+    ),
+    failover: Opt(List(Obj({ from: NonEmpty('Proxy region.'), to: NonEmpty('Failover region.') }))),
+  },
+  "Locality-aware balancing from the proxy's node.locality: endpoints of the same locality first, " +
+    'then same zone, same region, failover region, others (Envoy priorities); or `distribute` weights.',
+);
+export type LocalityLb = Static<typeof LocalityLbSchema>;
 
 export const ServiceRefSchema = Obj(
   {
@@ -58,7 +108,15 @@ export type ServiceRef = Static<typeof ServiceRefSchema>;
 export const ClusterSchema = Obj({
   name: NonEmpty('Envoy-style: outbound|9080|v1|reviews.shop.svc.cluster.local (see names.ts).'),
   service: Opt(ServiceRefSchema),
-  lbPolicy: Opt(Enum(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'PASSTHROUGH'], 'Default ROUND_ROBIN.')),
+  lbPolicy: Opt(
+    Enum(
+      ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'PASSTHROUGH', 'RING_HASH', 'MAGLEV'],
+      'Default ROUND_ROBIN. PASSTHROUGH = the original destination of a captured connection. ' +
+        'RING_HASH/MAGLEV hash the key in consistentHash.',
+    ),
+  ),
+  consistentHash: Opt(ConsistentHashSchema),
+  localityLb: Opt(LocalityLbSchema),
   upstreamProtocol: Opt(
     Enum(
       ['http1', 'http2', 'auto'],
@@ -73,6 +131,9 @@ export const ClusterSchema = Obj({
 });
 export type Cluster = Static<typeof ClusterSchema>;
 
+export const LocalitySchema = Obj({ region: Opt(Str()), zone: Opt(Str()), subzone: Opt(Str()) });
+export type Locality = Static<typeof LocalitySchema>;
+
 /** Identity of the workload behind an endpoint (or of the proxy itself), for metrics labels. */
 export const WorkloadSchema = Obj({
   name: Opt(Str('Workload (Deployment) name.')),
@@ -81,11 +142,9 @@ export const WorkloadSchema = Obj({
   version: Opt(Str()),
   principal: Opt(Str('spiffe://cluster.local/ns/<ns>/sa/<sa>')),
   labels: Opt(StrMap()),
+  locality: Opt(LocalitySchema),
 });
 export type Workload = Static<typeof WorkloadSchema>;
-
-export const LocalitySchema = Obj({ region: Opt(Str()), zone: Opt(Str()), subzone: Opt(Str()) });
-export type Locality = Static<typeof LocalitySchema>;
 
 export const EndpointSchema = Obj({
   address: NonEmpty('IP address (or host name for static configs).'),

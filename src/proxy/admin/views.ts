@@ -5,6 +5,7 @@
 import type { ListenerStats } from '../http/recorder.js';
 import { escapeLabel } from '../telemetry/istio-metrics.js';
 import type { ClusterState } from '../upstream/cluster.js';
+import type { EndpointState } from '../upstream/endpoint.js';
 
 export interface ConfigStatus {
   version: string;
@@ -25,16 +26,23 @@ export function clustersText(clusters: Iterable<ClusterState>): string {
       `${c.name}::default_priority::max_pending_requests::${cp.http1MaxPendingRequests ?? 4294967295}`,
     );
     out.push(`${c.name}::default_priority::max_retries::${cp.maxRetries ?? 4294967295}`);
-    for (const h of c.hosts) {
+    for (const h of c.originalDst.size ? [...c.hosts, ...c.originalDst.values()] : c.hosts) {
       const p = `${c.name}::${h.key}`;
       out.push(`${p}::rq_active::${h.active}`, `${p}::rq_total::${h.total}`, `${p}::rq_error::${h.errors}`);
       out.push(`${p}::weight::${h.weight}`);
-      out.push(`${p}::health_flags::${h.healthy ? 'healthy' : `/failed_eds_health`}`);
+      out.push(`${p}::health_flags::${healthFlags(c, h)}`);
       const locality = h.spec.locality;
       if (locality) out.push(`${p}::region::${locality.region ?? ''}`, `${p}::zone::${locality.zone ?? ''}`);
     }
   }
   return `${out.join('\n')}\n`;
+}
+
+/** Envoy's health flags: `healthy`, or `/failed_outlier_check`, `/failed_eds_health`, ... */
+function healthFlags(c: ClusterState, h: EndpointState): string {
+  const ejected = c.outlier !== null && h.outlier.ejected;
+  if (h.healthy && !ejected) return 'healthy';
+  return `${ejected ? '/failed_outlier_check' : ''}${h.healthy ? '' : '/failed_eds_health'}`;
 }
 
 export function clustersJson(clusters: Iterable<ClusterState>): unknown {
@@ -44,7 +52,10 @@ export function clustersJson(clusters: Iterable<ClusterState>): unknown {
       host_statuses: c.hosts.map((h) => ({
         address: { socket_address: { address: h.address, port_value: h.port } },
         stats: { rq_active: h.active, rq_total: h.total, rq_error: h.errors },
-        health_status: { eds_health_status: h.spec.health ?? 'HEALTHY' },
+        health_status: {
+          eds_health_status: h.spec.health ?? 'HEALTHY',
+          ...(c.outlier !== null && h.outlier.ejected ? { failed_outlier_check: true } : {}),
+        },
         weight: h.weight,
         locality: h.spec.locality ?? {},
       })),
@@ -74,7 +85,21 @@ export function statsText(
       `${p}.upstream_rq_reset: ${s.rqReset}`,
       `${p}.upstream_cx_connect_fail: ${s.cxConnectFail}`,
       `${p}.upstream_cx_none_healthy: ${s.rqNoHealthy}`,
+      `${p}.lb_healthy_panic: ${c.panic ? 1 : 0}`,
     );
+    if (c.outlier !== null) {
+      const o = s.outlier;
+      const q = `${p}.outlier_detection`;
+      out.push(
+        `${q}.ejections_active: ${c.outlier.ejectedCount()}`,
+        `${q}.ejections_enforced_total: ${o.ejectionsEnforcedTotal}`,
+        `${q}.ejections_overflow: ${o.ejectionsOverflow}`,
+        `${q}.ejections_enforced_consecutive_5xx: ${o.ejectionsEnforcedConsecutive5xx}`,
+        `${q}.ejections_detected_consecutive_5xx: ${o.ejectionsDetectedConsecutive5xx}`,
+        `${q}.ejections_enforced_consecutive_gateway_failure: ${o.ejectionsEnforcedConsecutiveGatewayFailure}`,
+        `${q}.ejections_detected_consecutive_gateway_failure: ${o.ejectionsDetectedConsecutiveGatewayFailure}`,
+      );
+    }
   }
   for (const l of listeners) {
     out.push(
@@ -114,6 +139,19 @@ export function proxyPrometheus(clusters: Iterable<ClusterState>, status: Config
   out.push('# TYPE envoy_cluster_upstream_rq_retry counter');
   for (const c of list) {
     out.push(`envoy_cluster_upstream_rq_retry{cluster_name="${escapeLabel(c.name)}"} ${c.stats.rqRetry}`);
+  }
+  const detected = list.filter((c) => c.outlier !== null);
+  if (detected.length) {
+    out.push('# TYPE envoy_cluster_outlier_detection_ejections_enforced_total counter');
+    for (const c of detected)
+      out.push(
+        `envoy_cluster_outlier_detection_ejections_enforced_total{cluster_name="${escapeLabel(c.name)}"} ${c.stats.outlier.ejectionsEnforcedTotal}`,
+      );
+    out.push('# TYPE envoy_cluster_outlier_detection_ejections_active gauge');
+    for (const c of detected)
+      out.push(
+        `envoy_cluster_outlier_detection_ejections_active{cluster_name="${escapeLabel(c.name)}"} ${c.outlier!.ejectedCount()}`,
+      );
   }
   return `${out.join('\n')}\n`;
 }

@@ -74,6 +74,8 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
   bodyPending = false;
   delayPending = false;
   bodyChunks: Buffer[] | null = null;
+  /** Set-Cookie of a generated consistent-hash cookie (upstream/hash.ts), added to the response. */
+  setCookie: string | null = null;
 
   constructor(
     res: Downstream,
@@ -180,7 +182,11 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
   }
 
   private send(): void {
-    const endpoint = this.cluster.pick();
+    let endpoint = this.cluster.pick(this);
+    // Istio's default retry host predicate (previous_hosts, host_selection_retry_max_attempts 5):
+    // a retry avoids the host the last try went to whenever the balancer offers another one.
+    for (let i = 0; i < 5 && this.tries > 0 && endpoint !== undefined && endpoint === this.endpoint; i++)
+      endpoint = this.cluster.pick(this);
     if (endpoint === undefined) {
       this.cluster.release();
       this.cluster.stats.rqNoHealthy++;
@@ -260,6 +266,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
   }
 
   attemptHeaders(a: Attempt, status: number, raw: RawHeaders, resume: () => void): boolean {
+    if (status >= 200) this.cluster.reportStatus(a.endpoint, status);
     if (status < 200 || this.done || a !== this.attempt) return true;
     const r = this.fwd.retry;
     // gRPC: a trailers-only reply carries grpc-status in the headers (Envoy reads it there).
@@ -275,6 +282,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
     this.grpcStatus = gs;
     const headers: string[] = [];
     const contentLength = copyResponseHeaders(raw, headers);
+    if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
     this.target.responseOps.apply(headers);
     for (const plan of this.route.responseOps) plan.apply(headers);
     if (this.corsOrigin !== null && this.route.cors !== null)
@@ -334,6 +342,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
 
   attemptError(a: Attempt, err: Error): void {
     a.endpoint.errors++;
+    if (!a.cancelled || a.timedOut) this.cluster.reportFailure(a.endpoint, a.timedOut);
     if (!this.endAttempt(a)) return;
     const kind = a.timedOut
       ? FailureKind.PerTryTimeout
@@ -447,6 +456,7 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
       this.grpc ? Protocol.grpc : Protocol.http,
       this.grpcStatus,
       peerOfStream(this.res),
+      this.res,
     );
   }
 

@@ -23,5 +23,15 @@ export function workloadFromEnv(env: NodeJS.ProcessEnv): Workload {
   const version = labels.version || labels['app.kubernetes.io/version'] || env.CANONICAL_REVISION;
   if (version) w.version = version;
   if (Object.keys(labels).length > 0) w.labels = labels;
+  // Istio's locality override label: `region.zone.subzone` (labels cannot hold '/').
+  const loc = labels['istio-locality'];
+  if (loc) {
+    const [region, zone, subzone] = loc.split('.');
+    w.locality = {
+      ...(region ? { region } : {}),
+      ...(zone ? { zone } : {}),
+      ...(subzone ? { subzone } : {}),
+    };
+  }
   return w;
 }

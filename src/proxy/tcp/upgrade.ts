@@ -144,6 +144,7 @@ class UpgradeTunnel implements StreamOwner {
       0,
       -1,
       peerOfStream(this.stream),
+      this.stream,
     );
   }
 
@@ -175,11 +176,14 @@ export function tunnelUpgrade(
   startMs: number,
 ): void {
   const s = stream as Http1Stream;
-  const endpoint = cluster.pick();
+  // Consistent hash (sticky WebSockets): the hash key from the upgrade request.
+  const endpoint = cluster.pick(
+    cluster.hashed || cluster.passthrough ? { headers, path, res: stream, setCookie: null } : null,
+  );
   if (endpoint === undefined) {
     cluster.stats.rqNoHealthy++;
     const n = writeLocal(s, 503, Body.noHealthyUpstream, null);
-    recorder.record(cluster, null, 503, Flag.UH, startMs, 0, n, 0, -1, peerOfStream(s));
+    recorder.record(cluster, null, 503, Flag.UH, startMs, 0, n, 0, -1, peerOfStream(s), s);
     return;
   }
   let head = `${s.method} ${path} HTTP/1.1\r\n`;

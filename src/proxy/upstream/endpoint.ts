@@ -9,6 +9,7 @@ import { Pool } from 'undici';
 import type { Endpoint, Workload } from '../../tables/index.js';
 import { AutoPool, H2Pool } from '../http2/client-pool.js';
 import type { UpstreamTls } from '../tls/upstream.js';
+import { HostOutlier } from './outlier.js';
 
 export interface PoolSettings {
   /** Max connections to this host; undefined = unbounded. */
@@ -95,6 +96,10 @@ export class EndpointState {
   errors = 0;
   /** Metrics label cache slot, owned by telemetry (per endpoint, so per request is free). */
   metricsSlot: unknown = undefined;
+  /** Outlier detection state; moves to the host's next EndpointState on endpoint updates. */
+  outlier: HostOutlier = new HostOutlier();
+  /** PASSTHROUGH hosts: `total` at the last cleanup sweep (unused since then = removed). */
+  sweepMark = -1;
 
   constructor(spec: Endpoint, pool: UpstreamPool, transport: UpstreamTls | null = null) {
     this.spec = spec;

@@ -3,7 +3,7 @@
  * whose definition is unchanged; applying endpoints swaps host sets in place. Pools of hosts
  * that disappear are closed gracefully (in-flight requests finish first).
  */
-import type { Cluster, Endpoint } from '../../tables/index.js';
+import type { Cluster, Endpoint, Locality } from '../../tables/index.js';
 import { ClusterState, type ClusterTlsDeps } from './cluster.js';
 import type { EndpointState } from './endpoint.js';
 
@@ -12,6 +12,18 @@ export class ClusterRegistry {
   private endpoints = new Map<string, readonly Endpoint[]>();
   /** Set by the proxy: clusters with `tls` originate it with these (absent: no TLS at all). */
   tls: ClusterTlsDeps | undefined = undefined;
+  /** The proxy's own locality (node.locality) for locality-aware balancing. */
+  private locality: Locality | undefined = undefined;
+  private localityKey = '';
+
+  /** Sets the proxy's locality; installed clusters rebalance when it changed. */
+  setLocality(l: Locality | undefined): void {
+    const key = l ? `${l.region ?? ''}/${l.zone ?? ''}/${l.subzone ?? ''}` : '';
+    if (key === this.localityKey) return;
+    this.localityKey = key;
+    this.locality = l;
+    for (const c of this.clusters.values()) c.setLocality(l);
+  }
 
   get(name: string): ClusterState | undefined {
     return this.clusters.get(name);
@@ -31,7 +43,7 @@ export class ClusterRegistry {
         next.set(def.name, old);
         continue;
       }
-      const state = new ClusterState(def, defKey, old?.stats, this.tls);
+      const state = new ClusterState(def, defKey, old?.stats, this.tls, this.locality);
       next.set(def.name, state);
     }
     return next;
@@ -61,7 +73,10 @@ export class ClusterRegistry {
       state.setEndpoints(this.endpoints.get(name) ?? [], reusable);
       orphans.push(...reusable.values());
     }
-    for (const [name, old] of prev) if (!next.has(name)) orphans.push(...old.hosts);
+    for (const [name, old] of prev) {
+      if (next.get(name) !== old) old.close();
+      if (!next.has(name)) orphans.push(...old.hosts);
+    }
     closePools(orphans);
   }
 
@@ -83,8 +98,12 @@ export class ClusterRegistry {
 
   async close(): Promise<void> {
     const all: Promise<void>[] = [];
-    for (const c of this.clusters.values())
+    for (const c of this.clusters.values()) {
       for (const h of c.hosts) all.push(h.pool.destroy().catch(() => {}));
+      for (const h of c.originalDst.values()) all.push(h.pool.destroy().catch(() => {}));
+      c.originalDst.clear();
+      c.close();
+    }
     this.clusters = new Map();
     await Promise.all(all);
   }
