@@ -69,6 +69,16 @@ export class AuthzDecision {
   /** Result of the dry-run policies alone (Istio's shadow engine), when there are any. */
   shadowDenied = false;
   shadowPolicy = '';
+  /**
+   * Istio's two shadow engines, as Envoy's RBAC filter reports them in dynamic metadata
+   * (`istio_dry_run_allow_shadow_engine_result` / `..._shadow_effective_policy_id`, and the
+   * same with `deny`): '' = no dry-run policy of that action, else 'allowed' / 'denied'; the
+   * policy id is the matched rule's `ns[<ns>]-policy[<name>]-rule[<i>]` ('' when none matched).
+   */
+  dryRunAllowResult: '' | 'allowed' | 'denied' = '';
+  dryRunAllowPolicy = '';
+  dryRunDenyResult: '' | 'allowed' | 'denied' = '';
+  dryRunDenyPolicy = '';
 }
 
 function claimValue(claims: Record<string, unknown>, path: readonly string[]): unknown {
@@ -282,6 +292,10 @@ export class AuthzEngine {
     else {
       out.shadowDenied = false;
       out.shadowPolicy = '';
+      out.dryRunAllowResult = '';
+      out.dryRunAllowPolicy = '';
+      out.dryRunDenyResult = '';
+      out.dryRunDenyPolicy = '';
     }
     if (this.empty) return decide(out, true, '', '', REASON_NO_POLICIES);
 
@@ -305,25 +319,84 @@ export class AuthzEngine {
   }
 
   private shadow(a: AuthzAttributes, out: AuthzDecision): void {
-    out.shadowDenied = false;
-    out.shadowPolicy = '';
-    for (let i = 0; i < this.dryRunDeny.length; i++) {
-      const p = this.dryRunDeny[i]!;
-      if (matchPolicy(p, a) !== null) {
-        out.shadowDenied = true;
-        out.shadowPolicy = p.key;
-        return;
+    // Each engine separately, as Istio configures Envoy (istio_dry_run_deny_ / _allow_).
+    out.dryRunDenyResult = '';
+    out.dryRunDenyPolicy = '';
+    let denyKey = '';
+    if (this.dryRunDeny.length > 0) {
+      out.dryRunDenyResult = 'allowed';
+      for (let i = 0; i < this.dryRunDeny.length; i++) {
+        const p = this.dryRunDeny[i]!;
+        const r = matchPolicy(p, a);
+        if (r !== null) {
+          out.dryRunDenyResult = 'denied';
+          out.dryRunDenyPolicy = r.id;
+          denyKey = p.key;
+          break;
+        }
       }
     }
-    if (this.dryRunAllow.length === 0) return;
-    for (let i = 0; i < this.dryRunAllow.length; i++) {
-      const p = this.dryRunAllow[i]!;
-      if (matchPolicy(p, a) !== null) {
-        out.shadowPolicy = p.key;
-        return;
+    out.dryRunAllowResult = '';
+    out.dryRunAllowPolicy = '';
+    let allowKey = '';
+    if (this.dryRunAllow.length > 0) {
+      out.dryRunAllowResult = 'denied';
+      for (let i = 0; i < this.dryRunAllow.length; i++) {
+        const p = this.dryRunAllow[i]!;
+        const r = matchPolicy(p, a);
+        if (r !== null) {
+          out.dryRunAllowResult = 'allowed';
+          out.dryRunAllowPolicy = r.id;
+          allowKey = p.key;
+          break;
+        }
       }
     }
-    out.shadowDenied = true;
+    // Combined view: a dry-run DENY match wins, then the ALLOW engine's verdict.
+    out.shadowDenied = denyKey !== '' || out.dryRunAllowResult === 'denied';
+    out.shadowPolicy = denyKey !== '' ? denyKey : allowKey;
+  }
+}
+
+/**
+ * Counts of the dry-run engines' verdicts per inbound port: Istio's RBAC shadow stats
+ * (`envoy_http_inbound_0_0_0_0_<port>_rbac{authz_dry_run_action,authz_dry_run_result}`).
+ */
+export class DryRunStats {
+  /** key = port * 4 + engine (0 allow, 1 deny) * 2 + (1 denied, 0 allowed). */
+  private readonly counts = new Map<number, number>();
+
+  /** Adds the dry-run outcome of `d` (no-op when the request met no dry-run policy). */
+  count(port: number, d: AuthzDecision): void {
+    if (d.dryRunAllowResult !== '') this.add(port * 4 + (d.dryRunAllowResult === 'denied' ? 1 : 0));
+    if (d.dryRunDenyResult !== '') this.add(port * 4 + 2 + (d.dryRunDenyResult === 'denied' ? 1 : 0));
+  }
+
+  private add(key: number): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  get(port: number, action: 'allow' | 'deny', result: 'allowed' | 'denied'): number {
+    return this.counts.get(port * 4 + (action === 'deny' ? 2 : 0) + (result === 'denied' ? 1 : 0)) ?? 0;
+  }
+
+  /** Prometheus text ('' before any dry-run policy met a request). */
+  render(): string {
+    if (this.counts.size === 0) return '';
+    const out: string[] = [];
+    let lastPort = -1;
+    for (const key of [...this.counts.keys()].sort((a, b) => a - b)) {
+      const port = Math.floor(key / 4);
+      const name = `envoy_http_inbound_0_0_0_0_${port}_rbac`;
+      if (port !== lastPort) out.push(`# TYPE ${name} counter`);
+      lastPort = port;
+      const action = key & 2 ? 'deny' : 'allow';
+      const result = key & 1 ? 'denied' : 'allowed';
+      out.push(
+        `${name}{authz_dry_run_action="${action}",authz_dry_run_result="${result}"} ${this.counts.get(key)}`,
+      );
+    }
+    return `${out.join('\n')}\n`;
   }
 }
 

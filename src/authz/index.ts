@@ -8,6 +8,7 @@ export {
   AuthzDecision,
   AuthzEngine,
   type AuthzEngineOptions,
+  DryRunStats,
   RBAC_DENIED_BODY,
   REASON_NO_ALLOW_POLICY,
   REASON_NO_POLICIES,

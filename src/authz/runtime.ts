@@ -6,7 +6,7 @@
  * key sets whose settings did not change.
  */
 import type { InboundSecurity, JwtRule, PathNormalization } from '../tables/security.js';
-import { AuthzEngine } from './engine.js';
+import { AuthzEngine, DryRunStats } from './engine.js';
 import { RequestAuthenticator, type RequestAuthenticatorOptions } from './jwt.js';
 import { LocalRateLimiter } from './rate-limit.js';
 
@@ -15,6 +15,8 @@ export class InboundSecurityRuntime {
   jwt: RequestAuthenticator = new RequestAuthenticator([]);
   readonly rateLimiter: LocalRateLimiter = new LocalRateLimiter(undefined);
   pathNormalization: PathNormalization = 'BASE';
+  /** Dry-run verdicts by inbound port (kept across config versions, like Envoy's counters). */
+  readonly dryRun = new DryRunStats();
   private jwtKey = '[]';
   private readonly jwtOptions: RequestAuthenticatorOptions;
 

@@ -5,6 +5,7 @@
  */
 import type { V1Container } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
+import { tracingFromProxyConfig } from '../proxy/telemetry/proxy-config.js';
 import {
   ALWAYS_EXCLUDED_INBOUND_PORTS,
   ANNOTATIONS,
@@ -240,6 +241,12 @@ function readProxyConfig(
   if (parsed === null || parsed === undefined) parsed = {};
   if (!isRecord(parsed)) return bad('expected a mapping of ProxyConfig fields');
 
+  try {
+    // The proxy validates the same at startup (PROXY_CONFIG); refusing here names the pod's field.
+    tracingFromProxyConfig(parsed);
+  } catch (err) {
+    return bad(err instanceof Error ? err.message : String(err));
+  }
   const hold = parsed.holdApplicationUntilProxyStarts;
   if (hold !== undefined && typeof hold !== 'boolean')
     return bad('holdApplicationUntilProxyStarts must be a boolean');

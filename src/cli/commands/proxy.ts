@@ -14,11 +14,19 @@ import { existsSync, readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse } from 'yaml';
-import { type ConfigWatcher, parseDownwardLabels, startConfigWatcher } from '../../agent/config/index.js';
+import type { ConfigWatcher } from '../../agent/config/index.js';
 import { CertificateManager, DEFAULT_CA_ROOT_PATH, DEFAULT_TOKEN_PATH } from '../../agent/index.js';
 import { SidecarProxy } from '../../proxy/index.js';
 import { createLogger, isLogLevel, type LogLevel } from '../../proxy/log.js';
 import { Sidecar } from '../../proxy/sidecar/index.js';
+import {
+  accessLogOptions,
+  parseSampling,
+  sidecarNodeId,
+  tracingFromEnv,
+} from '../../proxy/telemetry/proxy-config.js';
+import type { TelemetryOptions } from '../../proxy/telemetry/request-telemetry.js';
+import { collectorUrl } from '../../proxy/telemetry/zipkin.js';
 import { formatErrors } from '../../tables/index.js';
 
 interface ConfigOptions {
@@ -27,7 +35,15 @@ interface ConfigOptions {
   watch?: boolean;
 }
 
-interface ProxyCliOptions extends ConfigOptions {
+interface TelemetryCliOptions {
+  zipkinAddress?: string;
+  traceSampling?: string;
+  accessLogFile?: string;
+  accessLogEncoding?: string;
+  accessLogFormat?: string;
+}
+
+interface ProxyCliOptions extends ConfigOptions, TelemetryCliOptions {
   adminPort: string;
   statsPort: string;
   healthPort: string;
@@ -38,7 +54,7 @@ interface ProxyCliOptions extends ConfigOptions {
   drainMs: string;
 }
 
-interface SidecarCliOptions extends ConfigOptions {
+interface SidecarCliOptions extends ConfigOptions, TelemetryCliOptions {
   domain?: string;
   proxyLogLevel?: string;
   logLevel?: string;
@@ -136,6 +152,69 @@ async function attachConfig(
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
+/**
+ * Tracing and access log settings: env PROXY_CONFIG (ProxyConfig JSON, `tracing.zipkin.address`,
+ * `tracing.sampling`) and env ISTHMUS_ACCESS_LOG_FILE/_ENCODING/_FORMAT, overridden by the flags.
+ * Tracing is on when PROXY_CONFIG has `tracing` or a tracing flag is given. Throws naming the
+ * env var or flag that is wrong.
+ */
+export function telemetryFromCli(
+  o: TelemetryCliOptions,
+  env: Record<string, string | undefined> = process.env,
+): TelemetryOptions {
+  let tracing = tracingFromEnv(env.PROXY_CONFIG);
+  if (o.zipkinAddress !== undefined) {
+    try {
+      collectorUrl(o.zipkinAddress);
+    } catch (err) {
+      throw new Error(`--zipkin-address: ${(err as Error).message}`);
+    }
+    tracing = { sampling: tracing?.sampling ?? 1, zipkin: { address: o.zipkinAddress } };
+  }
+  if (o.traceSampling !== undefined) {
+    const sampling = parseSampling(o.traceSampling, '--trace-sampling');
+    tracing = { ...(tracing ?? {}), sampling };
+  }
+  const fromEnv = o.accessLogFile === undefined;
+  const accessLog = fromEnv
+    ? accessLogOptions(
+        env.ISTHMUS_ACCESS_LOG_FILE,
+        env.ISTHMUS_ACCESS_LOG_ENCODING,
+        env.ISTHMUS_ACCESS_LOG_FORMAT,
+        {
+          file: 'ISTHMUS_ACCESS_LOG_FILE',
+          encoding: 'ISTHMUS_ACCESS_LOG_ENCODING',
+          format: 'ISTHMUS_ACCESS_LOG_FORMAT',
+        },
+      )
+    : accessLogOptions(o.accessLogFile, o.accessLogEncoding, o.accessLogFormat);
+  const out: TelemetryOptions = {
+    nodeId: sidecarNodeId(env),
+    ...(env.INSTANCE_IP ? { instanceIp: env.INSTANCE_IP } : {}),
+    ...(env.ISTIO_META_MESH_ID ? { meshId: env.ISTIO_META_MESH_ID } : {}),
+    ...(env.ISTIO_META_CLUSTER_ID ? { clusterId: env.ISTIO_META_CLUSTER_ID } : {}),
+  };
+  if (tracing) out.tracing = tracing;
+  if (accessLog) out.accessLog = accessLog;
+  return out;
+}
+
+/** The tracing and access log flags, shared by `proxy` and `proxy sidecar`. */
+function telemetryFlags(c: Command): Command {
+  return c
+    .option(
+      '--zipkin-address <host:port>',
+      'Zipkin collector (POST /api/v2/spans); default from PROXY_CONFIG tracing.zipkin.address',
+    )
+    .option('--trace-sampling <percent>', 'percent of new traces sampled, 0-100 (Istio default 1)')
+    .option(
+      '--access-log-file <path>',
+      'access log file, e.g. /dev/stdout (default off; env ISTHMUS_ACCESS_LOG_FILE)',
+    )
+    .option('--access-log-encoding <enc>', 'TEXT or JSON (Istio accessLogEncoding; default TEXT)')
+    .option('--access-log-format <format>', 'Envoy format string (TEXT) or JSON object of fields (JSON)');
+}
+
 export function register(program: Command): void {
   const proxy = program
     .command('proxy')
@@ -161,40 +240,42 @@ export function register(program: Command): void {
       [] as string[],
     )
     .option('--log-level <level>', 'error, warn, info or debug', 'info')
-    .option('--drain-ms <ms>', 'on SIGTERM, time allowed for in-flight requests', '5000')
-    .action(async (o: ProxyCliOptions) => {
-      if (!o.config)
-        throw new Error("required option '-c, --config <file>' not specified (or use `proxy sidecar`)");
-      if (!isLogLevel(o.logLevel)) throw new Error(`--log-level: unknown level ${o.logLevel}`);
-      const drainMs = Number(o.drainMs);
-      const proxy = new SidecarProxy({
-        adminPort: port(o.adminPort, '--admin-port'),
-        statsPort: port(o.statsPort, '--stats-port'),
-        healthPort: port(o.healthPort, '--health-port'),
-        adminAddress: o.adminAddress,
-        listeners: {
-          ports: listenerPorts(o.listenerPort),
-          ...(o.bindAddress ? { address: o.bindAddress } : {}),
-        },
-        logLevel: o.logLevel,
-        onQuit: () => process.exit(0),
-      });
-      await proxy.start();
-      const { ok, unwatch } = await attachConfig(proxy, o);
-      if (!ok) {
-        await proxy.stop(0);
-        process.exitCode = 1;
-        return;
-      }
-      const shutdown = () => {
-        unwatch();
-        void proxy.stop(drainMs).then(() => process.exit(0));
-      };
-      process.once('SIGTERM', shutdown);
-      process.once('SIGINT', shutdown);
+    .option('--drain-ms <ms>', 'on SIGTERM, time allowed for in-flight requests', '5000');
+  telemetryFlags(proxy).action(async (o: ProxyCliOptions) => {
+    if (!o.config)
+      throw new Error("required option '-c, --config <file>' not specified (or use `proxy sidecar`)");
+    if (!isLogLevel(o.logLevel)) throw new Error(`--log-level: unknown level ${o.logLevel}`);
+    const drainMs = Number(o.drainMs);
+    const telemetry = telemetryFromCli(o);
+    const proxy = new SidecarProxy({
+      telemetry,
+      adminPort: port(o.adminPort, '--admin-port'),
+      statsPort: port(o.statsPort, '--stats-port'),
+      healthPort: port(o.healthPort, '--health-port'),
+      adminAddress: o.adminAddress,
+      listeners: {
+        ports: listenerPorts(o.listenerPort),
+        ...(o.bindAddress ? { address: o.bindAddress } : {}),
+      },
+      logLevel: o.logLevel,
+      onQuit: () => process.exit(0),
     });
+    await proxy.start();
+    const { ok, unwatch } = await attachConfig(proxy, o);
+    if (!ok) {
+      await proxy.stop(0);
+      process.exitCode = 1;
+      return;
+    }
+    const shutdown = () => {
+      unwatch();
+      void proxy.stop(drainMs).then(() => process.exit(0));
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
 
-  proxy
+  const sidecar = proxy
     .command('sidecar')
     .description(
       'Run as the injected sidecar: capture listeners 15001/15006 (passthrough by original destination ' +
@@ -224,54 +305,55 @@ export function register(program: Command): void {
       'do not watch the published config ConfigMaps (in a pod, watched by default)',
     )
     .allowUnknownOption()
-    .allowExcessArguments()
-    .action(async (o: SidecarCliOptions, cmd: Command) => {
-      const levelFlag = o.logLevel ?? o.proxyLogLevel ?? 'info';
-      const level = istioLogLevel(levelFlag);
-      if (level === undefined) throw new Error(`unknown log level ${levelFlag}`);
-      const log = createLogger(level);
-      if (cmd.args.length > 0)
-        log.debug(`ignoring flags/arguments not used by isthmus: ${cmd.args.join(' ')}`);
-      if (o.domain) log.debug(`pod domain ${o.domain}`);
-      const drainMs = Number(o.drainMs);
-      const outbound = port(o.outboundPort, '--outbound-port');
-      const inbound = port(o.inboundPort, '--inbound-port');
-      if (outbound === null || inbound === null) throw new Error('capture ports cannot be off');
-      const certificates = workloadCertificates(o, log);
-      const sidecar = await Sidecar.start({
-        ...(certificates ? { certificates } : {}),
-        logger: log,
-        ports: {
-          outbound,
-          inbound,
-          admin: port(o.adminPort, '--admin-port'),
-          stats: port(o.statsPort, '--stats-port'),
-          health: port(o.healthPort, '--health-port'),
-          status: port(o.statusPort, '--status-port'),
-        },
-        bindAddress: o.bindAddress,
-        adminAddress: o.adminAddress,
-        ...(o.ipv6 === false ? { ipv6: false } : {}),
-        drainMs,
-        onExit: (code) => process.exit(code),
-      });
-      const p = sidecar.proxy;
-      log.info(
-        `sidecar started: outbound ${sidecar.outboundPort}, inbound ${sidecar.inboundPort}, admin ${p.adminPort}, ` +
-          `stats ${p.statsPort}, health ${p.healthPort}, status ${sidecar.status?.port ?? 'off'}`,
-      );
-      // A bad config file is logged and ignored: passthrough keeps the pod working.
-      const { unwatch } = await attachConfig(sidecar.proxy, o);
-      const published = o.configWatch ? watchPublishedConfig(sidecar.proxy, log) : undefined;
-      const shutdown = () => {
-        unwatch();
-        published?.close();
-        certificates?.stop();
-        void sidecar.stop(drainMs).then(() => process.exit(0));
-      };
-      process.once('SIGTERM', shutdown);
-      process.once('SIGINT', shutdown);
+    .allowExcessArguments();
+  telemetryFlags(sidecar).action(async (o: SidecarCliOptions, cmd: Command) => {
+    const levelFlag = o.logLevel ?? o.proxyLogLevel ?? 'info';
+    const level = istioLogLevel(levelFlag);
+    if (level === undefined) throw new Error(`unknown log level ${levelFlag}`);
+    const log = createLogger(level);
+    if (cmd.args.length > 0) log.debug(`ignoring flags/arguments not used by isthmus: ${cmd.args.join(' ')}`);
+    if (o.domain) log.debug(`pod domain ${o.domain}`);
+    const drainMs = Number(o.drainMs);
+    const outbound = port(o.outboundPort, '--outbound-port');
+    const inbound = port(o.inboundPort, '--inbound-port');
+    if (outbound === null || inbound === null) throw new Error('capture ports cannot be off');
+    const telemetry = telemetryFromCli(o);
+    const certificates = workloadCertificates(o, log);
+    const sidecar = await Sidecar.start({
+      telemetry,
+      ...(certificates ? { certificates } : {}),
+      logger: log,
+      ports: {
+        outbound,
+        inbound,
+        admin: port(o.adminPort, '--admin-port'),
+        stats: port(o.statsPort, '--stats-port'),
+        health: port(o.healthPort, '--health-port'),
+        status: port(o.statusPort, '--status-port'),
+      },
+      bindAddress: o.bindAddress,
+      adminAddress: o.adminAddress,
+      ...(o.ipv6 === false ? { ipv6: false } : {}),
+      drainMs,
+      onExit: (code) => process.exit(code),
     });
+    const p = sidecar.proxy;
+    log.info(
+      `sidecar started: outbound ${sidecar.outboundPort}, inbound ${sidecar.inboundPort}, admin ${p.adminPort}, ` +
+        `stats ${p.statsPort}, health ${p.healthPort}, status ${sidecar.status?.port ?? 'off'}`,
+    );
+    // A bad config file is logged and ignored: passthrough keeps the pod working.
+    const { unwatch } = await attachConfig(sidecar.proxy, o);
+    const published = o.configWatch ? watchPublishedConfig(sidecar.proxy, log) : undefined;
+    const shutdown = () => {
+      unwatch();
+      published?.close();
+      certificates?.stop();
+      void sidecar.stop(drainMs).then(() => process.exit(0));
+    };
+    process.once('SIGTERM', shutdown);
+    process.once('SIGINT', shutdown);
+  });
 }
 
 /**
@@ -331,6 +413,8 @@ function watchPublishedConfig(
   let timer: NodeJS.Timeout | undefined;
   const attempt = async (delayMs: number): Promise<void> => {
     try {
+      // Loaded here: only a sidecar in a pod watches published config (the Kubernetes client).
+      const { parseDownwardLabels, startConfigWatcher } = await import('../../agent/config/index.js');
       const w = await startConfigWatcher({
         server: `https://${host.includes(':') ? `[${host}]` : host}:${port ?? '443'}`,
         tokenFile,

@@ -207,6 +207,7 @@ export class HttpHandler implements SecuredHandler {
     if (!hasRequestId) headers.push('x-request-id', randomUUID());
     target.requestOps.apply(headers);
     for (const plan of route.requestOps) plan.apply(headers);
+    if (this.recorder.telemetry !== null) this.recorder.forwarded(stream, raw, headers, route.name);
     // WebSocket and other HTTP/1.1 upgrades: a dedicated upstream connection, piped after the 101.
     const upgrade = upgradeOf(stream, connection);
     if (upgrade !== null) {
@@ -233,7 +234,7 @@ export class HttpHandler implements SecuredHandler {
     this.recorder.stats.rqNoRoute++;
     const n = writeLocal(stream, 404, null, null);
     if (stream.grpc === true) recordGrpcLocal(this.recorder, stream, 404, Flag.NR, startMs, n);
-    else this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n, 0, -1, peerOfStream(stream));
+    else this.recorder.record(null, null, 404, Flag.NR, startMs, 0, n, 0, -1, peerOfStream(stream), stream);
   }
 
   localDone(
@@ -247,7 +248,7 @@ export class HttpHandler implements SecuredHandler {
     this.recorder.stats.rqLocal++;
     const n = writeLocal(stream, status, body, headers);
     if (stream.grpc === true) recordGrpcLocal(this.recorder, stream, status, flags, startMs, n);
-    else this.recorder.record(null, null, status, flags, startMs, 0, n, 0, -1, peerOfStream(stream));
+    else this.recorder.record(null, null, status, flags, startMs, 0, n, 0, -1, peerOfStream(stream), stream);
   }
 }
 
@@ -262,7 +263,8 @@ function recordGrpcLocal(
 ): void {
   const g = localGrpcStatus(stream, status, -1);
   const peer = peerOfStream(stream);
-  recorder.record(null, null, g >= 0 ? 200 : status, flags, startMs, 0, bytes, Protocol.grpc, g, peer);
+  const code = g >= 0 ? 200 : status;
+  recorder.record(null, null, code, flags, startMs, 0, bytes, Protocol.grpc, g, peer, stream);
 }
 
 function pickTarget(targets: readonly Target[], total: number): Target {

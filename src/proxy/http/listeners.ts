@@ -11,6 +11,7 @@ import { DEFAULT_LIMITS, Http1Server } from '../http1/server.js';
 import { H2ListenerServer } from '../http2/server.js';
 import type { Snapshot } from '../snapshot.js';
 import type { IstioMetrics } from '../telemetry/istio-metrics.js';
+import type { ProxyTelemetry } from '../telemetry/request-telemetry.js';
 import { HttpHandler } from './handler.js';
 import { RequestRecorder } from './recorder.js';
 
@@ -48,6 +49,7 @@ export class ListenerManager {
     private readonly metrics: IstioMetrics,
     private readonly log: Logger,
     private readonly current: () => Snapshot,
+    private readonly telemetry: ProxyTelemetry | null = null,
   ) {}
 
   port(name: string): number | undefined {
@@ -123,6 +125,7 @@ export class ListenerManager {
       this.metrics,
       spec.direction === 'inbound' ? 'destination' : 'source',
       this.log,
+      this.telemetry,
     );
     const handler = new HttpHandler(spec, recorder, this.current);
     const limits = {

@@ -1,13 +1,16 @@
 /**
- * End-of-request accounting for one listener: Istio metrics (with the listener's reporter)
- * and listener counters. One instance per listener, so the per-request call passes only
- * what varies.
+ * End-of-request accounting for one listener: Istio metrics (with the listener's reporter),
+ * listener counters and, when configured, the span and access log line (telemetry/
+ * request-telemetry.ts). One instance per listener, so the per-request call passes only
+ * what varies. Without tracing and access log `telemetry` is null: one branch per request.
  */
 import type { Logger } from 'winston';
 import type { IstioMetrics, Reporter } from '../telemetry/istio-metrics.js';
+import type { ProxyTelemetry } from '../telemetry/request-telemetry.js';
 import type { PeerIdentity } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
+import type { Downstream } from './downstream.js';
 
 export class ListenerStats {
   rqTotal = 0;
@@ -23,7 +26,13 @@ export class RequestRecorder {
     readonly metrics: IstioMetrics,
     readonly reporter: Reporter,
     readonly log: Logger,
+    readonly telemetry: ProxyTelemetry | null = null,
   ) {}
+
+  /** Trace propagation (and request id, route) for a request going upstream with `headers`. */
+  forwarded(stream: Downstream, raw: readonly string[], headers: string[], route: string): void {
+    this.telemetry?.forwarded(stream, this.reporter, raw, headers, route);
+  }
 
   record(
     cluster: ClusterState | null,
@@ -36,21 +45,43 @@ export class RequestRecorder {
     protocol = 0,
     grpcStatus = -1,
     peer: PeerIdentity | null = null,
+    stream: Downstream | null = null,
   ): void {
     this.stats.rqTotal++;
+    const durationMs = performance.now() - startMs;
     this.metrics.record(
       this.reporter,
       cluster,
       endpoint,
       status,
       flags,
-      performance.now() - startMs,
+      durationMs,
       requestBytes,
       responseBytes,
       protocol,
       grpcStatus,
       peer,
     );
+    const t = this.telemetry;
+    if (t !== null && stream !== null) {
+      try {
+        t.end(
+          this.reporter,
+          stream,
+          cluster,
+          endpoint,
+          status,
+          flags,
+          durationMs,
+          requestBytes,
+          responseBytes,
+          grpcStatus,
+        );
+      } catch (err) {
+        // Telemetry never fails a request.
+        this.log.warn(`telemetry: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
   }
 
   debugError(err: Error): void {

@@ -15,8 +15,10 @@ import {
   parseAppProbers,
   StatusServer,
 } from '../../agent/status/index.js';
+import { numTrustedProxiesFromEnv } from '../../authz/xff.js';
 import type { OriginalDst } from '../../iptables/original-dst.js';
 import { SidecarProxy } from '../proxy.js';
+import type { TelemetryOptions } from '../telemetry/request-telemetry.js';
 import type { CertificateSource } from '../tls/identity.js';
 import { CaptureListener } from './capture-server.js';
 import { workloadFromEnv } from './workload.js';
@@ -58,6 +60,8 @@ export interface SidecarOptions {
   onExit?: (code: number) => void;
   /** Workload certificates (the agent's CertificateManager): enables mesh mTLS. */
   certificates?: CertificateSource;
+  /** Tracing and access logs (from PROXY_CONFIG and flags, see cli/commands/proxy.ts). */
+  telemetry?: TelemetryOptions;
 }
 
 function hasIPv6(): boolean {
@@ -88,12 +92,15 @@ export class Sidecar {
       node: workloadFromEnv(env),
       readyWithoutConfig: true,
       ...(opts.certificates ? { certificates: opts.certificates } : {}),
+      ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
       ...(opts.sniffTimeoutMs !== undefined ? { tcp: { sniffTimeoutMs: opts.sniffTimeoutMs } } : {}),
       onQuit: () => {
         void this.stop().then(() => this.opts.onExit?.(0));
       },
     });
     const proxy = this.proxy;
+    // ProxyConfig gatewayTopology.numTrustedProxies: how remote.ip comes from X-Forwarded-For.
+    proxy.security.xffNumTrustedHops = numTrustedProxiesFromEnv(env.PROXY_CONFIG);
     const deps = {
       snapshot: () => proxy.snapshot,
       tcp: proxy.tcp,

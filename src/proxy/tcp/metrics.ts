@@ -11,7 +11,7 @@ import type { Workload } from '../../tables/index.js';
 import { parseClusterName } from '../../tables/index.js';
 import { flagsString } from '../flags.js';
 import { escapeLabel, peerLabels, type Reporter } from '../telemetry/istio-metrics.js';
-import type { PeerIdentity } from '../tls/peer.js';
+import { type PeerIdentity, peerOf } from '../tls/peer.js';
 import type { ClusterState } from '../upstream/cluster.js';
 import type { EndpointState } from '../upstream/endpoint.js';
 
@@ -24,6 +24,24 @@ export const BLACKHOLE = 'BlackHoleCluster';
 /** What a series reads from an open connection at render time. */
 export interface LiveConnection {
   readonly down: Socket;
+  readonly up?: Socket | null;
+}
+
+/** When and to where a connection was opened (upstream fields empty when it never was). */
+export class OpenConnection {
+  constructor(
+    readonly startEpochMs: number,
+    readonly upstreamAddress: string,
+    readonly upstreamPort: number,
+    readonly localAddress: string,
+    readonly localPort: number,
+  ) {}
+}
+const NO_INFO = new OpenConnection(0, '', 0, '', 0);
+
+/** Told about every TCP connection that ends (the access log, telemetry/request-telemetry.ts). */
+export interface TcpCloseHook {
+  tcpClosed(down: Socket, info: OpenConnection, cluster: string, flags: number, sni: string): void;
 }
 
 export class TcpSeries {
@@ -32,20 +50,43 @@ export class TcpSeries {
   /** Bytes of connections already closed (open ones are added at render time). */
   sent = 0;
   received = 0;
-  readonly live = new Set<LiveConnection>();
-  constructor(readonly labels: string) {}
+  /** Open connections -> when they opened and to where (for the access log). */
+  readonly live = new Map<LiveConnection, OpenConnection>();
+  constructor(
+    readonly labels: string,
+    /** Istio cluster name (access log upstream_cluster). */
+    readonly cluster: string,
+    readonly flags: number,
+    readonly hook: TcpCloseHook | null,
+  ) {}
 
   open(c: LiveConnection): void {
     this.opened++;
-    this.live.add(c);
+    // Addresses are read now: a closed socket no longer reports them.
+    const up = c.up ?? null;
+    this.live.set(
+      c,
+      this.hook === null
+        ? NO_INFO
+        : new OpenConnection(
+            Date.now(),
+            up?.remoteAddress ?? '',
+            up?.remotePort ?? 0,
+            up?.localAddress ?? '',
+            up?.localPort ?? 0,
+          ),
+    );
   }
 
   /** Moves an open connection's bytes into the closed totals. */
   close(c: LiveConnection): void {
-    if (!this.live.delete(c)) return;
+    const info = this.live.get(c);
+    if (info === undefined) return;
+    this.live.delete(c);
     this.closed++;
     this.sent += c.down.bytesWritten;
     this.received += c.down.bytesRead;
+    if (this.hook !== null) this.notify(c.down, info);
   }
 
   /** A connection that never got an upstream: opened and closed at once (with its flags). */
@@ -53,6 +94,15 @@ export class TcpSeries {
     this.opened++;
     this.closed++;
     this.received += down.bytesRead;
+    if (this.hook !== null) this.notify(down, new OpenConnection(Date.now(), '', 0, '', 0));
+  }
+
+  private notify(down: Socket, info: OpenConnection): void {
+    try {
+      this.hook!.tcpClosed(down, info, this.cluster, this.flags, peerOf(down)?.sni ?? '');
+    } catch {
+      // Logging never breaks a connection.
+    }
   }
 }
 
@@ -63,6 +113,8 @@ class TcpBase {
   constructor(
     readonly gen: number,
     readonly prefix: string,
+    readonly cluster: string,
+    readonly hook: TcpCloseHook | null,
   ) {}
 }
 
@@ -74,6 +126,8 @@ export class TcpMetrics {
   private readonly bases = new Set<TcpBase>();
   private readonly slots = new WeakMap<object, TcpBase>();
   private readonly named = new Map<string, TcpBase>();
+  /** Access log of closed connections (set by the proxy when one is configured). */
+  closeHook: TcpCloseHook | null = null;
 
   setNode(node: Workload | undefined): void {
     const next = node ?? {};
@@ -94,11 +148,11 @@ export class TcpMetrics {
     const holder: object = endpoint ?? cluster;
     let base = this.slots.get(holder);
     if (base === undefined || base.gen !== this.gen) {
-      base = this.newBase(reporter, endpoint?.workload ?? {}, serviceOf(cluster));
+      base = this.newBase(reporter, endpoint?.workload ?? {}, serviceOf(cluster), cluster.name);
       this.slots.set(holder, base);
     }
     if (peer !== null)
-      base = this.withPeer(base, reporter, endpoint?.workload ?? {}, serviceOf(cluster), peer);
+      base = this.withPeer(base, reporter, endpoint?.workload ?? {}, serviceOf(cluster), peer, cluster.name);
     return seriesOf(base, flags);
   }
 
@@ -113,10 +167,10 @@ export class TcpMetrics {
     const svc = { host: U, name, namespace: U };
     let base = this.named.get(key);
     if (base === undefined) {
-      base = this.newBase(reporter, {}, svc);
+      base = this.newBase(reporter, {}, svc, name);
       this.named.set(key, base);
     }
-    if (peer !== null) base = this.withPeer(base, reporter, {}, svc, peer);
+    if (peer !== null) base = this.withPeer(base, reporter, {}, svc, peer, name);
     return seriesOf(base, flags);
   }
 
@@ -126,11 +180,12 @@ export class TcpMetrics {
     workload: Workload,
     svc: { host: string; name: string; namespace: string },
     peer: PeerIdentity,
+    cluster: string,
   ): TcpBase {
     base.peers ??= new Map();
     let b = base.peers.get(peer.principal);
     if (b === undefined) {
-      b = this.newBase(reporter, workload, svc, peer);
+      b = this.newBase(reporter, workload, svc, cluster, peer);
       base.peers.set(peer.principal, b);
     }
     return b;
@@ -140,6 +195,7 @@ export class TcpMetrics {
     reporter: Reporter,
     peer: Workload,
     svc: { host: string; name: string; namespace: string },
+    cluster: string,
     mtlsPeer: PeerIdentity | null = null,
   ): TcpBase {
     const self = this.node;
@@ -151,7 +207,12 @@ export class TcpMetrics {
         reporter === 'destination' ? (mtlsPeer !== null ? 'mutual_tls' : 'none') : U,
       ],
     ];
-    const base = new TcpBase(this.gen, labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(','));
+    const base = new TcpBase(
+      this.gen,
+      labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(','),
+      cluster,
+      this.closeHook,
+    );
     this.bases.add(base);
     return base;
   }
@@ -169,12 +230,12 @@ export class TcpMetrics {
     metric('istio_tcp_connections_closed_total', (s) => s.closed);
     metric('istio_tcp_sent_bytes_total', (s) => {
       let n = s.sent;
-      for (const c of s.live) n += c.down.bytesWritten;
+      for (const c of s.live.keys()) n += c.down.bytesWritten;
       return n;
     });
     metric('istio_tcp_received_bytes_total', (s) => {
       let n = s.received;
-      for (const c of s.live) n += c.down.bytesRead;
+      for (const c of s.live.keys()) n += c.down.bytesRead;
       return n;
     });
     return `${out.join('\n')}\n`;
@@ -198,7 +259,12 @@ export class TcpMetrics {
 function seriesOf(base: TcpBase, flags: number): TcpSeries {
   let s = base.byFlags.get(flags);
   if (s === undefined) {
-    s = new TcpSeries(`${base.prefix},response_flags="${flagsString(flags)}"`);
+    s = new TcpSeries(
+      `${base.prefix},response_flags="${flagsString(flags)}"`,
+      base.cluster,
+      flags,
+      base.hook,
+    );
     base.byFlags.set(flags, s);
   }
   return s;
