@@ -1,19 +1,20 @@
 /**
  * Convergence against the real apiserver (envtest): `kubectl apply` of a VirtualService
- * returning -> every affected agent having applied the new tables. 50 agents in-process, each
- * with its own service-account token and only the per-namespace Role, each validating what
- * it receives (validateTables/validateEndpoints, as the proxy does). The controller runs as a
- * separate process so its RSS is its own.
+ * returning -> every affected agent having applied the new tables. 50 agents, each its own
+ * process (bench/convergence/agent.ts: the agent's config watcher with a service-account
+ * token from the TokenRequest API and only the Roles the controller grants, validating what
+ * it receives as the proxy does). The controller runs as a separate process too, so its RSS
+ * is its own. Agents report the time they applied a version (epoch ms from the same clock).
  *   npx tsx bench/convergence/run.ts [--agents 50] [--rounds 20]
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { type ConfigWatcher, startConfigWatcher } from '../../src/agent/config/index.js';
 import { endpointSliceVersion } from '../../src/config-source/kubernetes-discovery.js';
 import { restFromKubeConfig } from '../../src/config-source/kubernetes-rest.js';
-import { validateEndpoints, validateTables } from '../../src/tables/index.js';
 import { PROJECT_ROOT } from '../../src/util/paths.js';
 import {
   endpointSlice,
@@ -41,6 +42,8 @@ const pct = (xs: number[], p: number) => {
 };
 
 const cp = await startControlPlane();
+/** Every process started here, stopped on the way out whatever happens. */
+const children: ChildProcess[] = [];
 try {
   await prepareCluster(cp);
   const admin = restFromKubeConfig(cp.kubeConfig);
@@ -79,6 +82,7 @@ try {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  children.push(controller);
   let lastMem: { rss: number; heapUsed: number; classes: number } | undefined;
   controller.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
     for (const line of chunk.trim().split('\n'))
@@ -89,38 +93,62 @@ try {
       }
   });
 
-  const token = await serviceAccountToken(admin, NS, 'default');
-  const applied = new Map<number, Map<string, number>>(); // agent -> tables version -> time
-  const watchers: ConfigWatcher[] = [];
-  for (let i = 0; i < AGENTS; i++) {
-    const seen = new Map<string, number>();
-    applied.set(i, seen);
-    watchers.push(
-      await startConfigWatcher({
-        server: cp.server,
-        token,
-        ca: cp.caPem,
-        namespace: NS,
-        podName: `client-${i}`,
-        labels: { app: `client-${i % CLASSES}` },
-        proxy: {
-          applyTables: (json) => {
-            const v = validateTables(json);
-            if (!v.ok) return { ok: false, version: '', errors: v.errors };
-            seen.set(v.value.version, performance.now());
-            return { ok: true, version: v.value.version };
-          },
-          applyEndpoints: (json) => {
-            const v = validateEndpoints(json);
-            return v.ok
-              ? { ok: true, version: v.value.version }
-              : { ok: false, version: '', errors: v.errors };
-          },
-        },
-      }),
+  const tokenFile = join(cp.dir, 'bench-agent.token');
+  writeFileSync(tokenFile, await serviceAccountToken(admin, NS, 'default'));
+  // Per agent: tables version -> epoch ms it was applied, and the latest version.
+  const applied = Array.from({ length: AGENTS }, () => new Map<string, number>());
+  const latest: Array<string | undefined> = Array.from({ length: AGENTS }, () => undefined);
+  const ready = Array.from({ length: AGENTS }, () => false);
+  const agents: ChildProcess[] = [];
+  const spawnAgent = (i: number) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(PROJECT_ROOT, 'bench/convergence/agent.ts'),
+        cp.server,
+        tokenFile,
+        join(cp.dir, 'ca.crt'),
+        NS,
+        `client-${i}`,
+        JSON.stringify({ app: `client-${i % CLASSES}` }),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let buf = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buf += chunk;
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        const m = JSON.parse(buf.slice(0, nl)) as { ready?: boolean; tables?: string; at?: number };
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf('\n');
+        if (m.ready) ready[i] = true;
+        if (m.tables && m.at !== undefined) {
+          // Versions recur (the rounds alternate two splits): keep the latest apply.
+          applied[i]!.set(m.tables, m.at);
+          latest[i] = m.tables;
+        }
+      }
+    });
+    agents.push(child);
+    children.push(child);
+  };
+  // Started a few at a time: 50 processes compiling TypeScript at once starve a small machine.
+  const started = performance.now();
+  for (let i = 0; i < AGENTS; i += 5) {
+    for (let j = i; j < Math.min(AGENTS, i + 5); j++) spawnAgent(j);
+    await waitFor(
+      `agents ${i}..${i + 4} configured`,
+      () => ready.slice(0, i + 5).every(Boolean),
+      120_000,
+      50,
     );
   }
-  await waitFor('every agent configured', () => watchers.every((w) => w.status()?.tables), 60_000);
+  console.log(
+    `${AGENTS} agent processes configured in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
 
   const latencies: number[] = [];
   const perRound: number[] = [];
@@ -142,20 +170,19 @@ try {
         ],
       },
     };
-    const before = watchers.map((w) => w.status()?.tables);
+    const before = [...latest];
     const r = await cp.kubectl(['apply', '-f', '-'], { input: stringify(doc) });
     if (r.code !== 0) throw new Error(r.stderr);
-    const t0 = performance.now();
+    const t0 = performance.timeOrigin + performance.now();
     await waitFor(
       `round ${round}: all agents applied`,
-      () => watchers.every((w, i) => w.status()?.tables && w.status()?.tables !== before[i]),
+      () => latest.every((v, i) => v && v !== before[i]),
       30_000,
       5,
     );
     let worst = 0;
-    watchers.forEach((w, i) => {
-      const at = applied.get(i)!.get(w.status()!.tables)!;
-      const ms = Math.max(0, at - t0);
+    latest.forEach((v, i) => {
+      const ms = Math.max(0, applied[i]!.get(v!)! - t0);
       latencies.push(ms);
       worst = Math.max(worst, ms);
     });
@@ -164,7 +191,12 @@ try {
   }
   await new Promise((res) => setTimeout(res, 3000));
   const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`;
-  console.log(`convergence: ${AGENTS} agents, ${CLASSES} workload classes, ${ROUNDS} VirtualService applies`);
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
+  console.log(
+    `convergence: ${AGENTS} agent processes, ${CLASSES} workload classes, ${ROUNDS} VirtualService applies (load average ${load})`,
+  );
   console.log(
     `  kubectl apply returned -> agent applied: p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms (${latencies.length} samples)`,
   );
@@ -175,9 +207,10 @@ try {
     console.log(
       `  controller at steady state: RSS ${mb(lastMem.rss)}, heap ${mb(lastMem.heapUsed)}, ${lastMem.classes} classes`,
     );
-  for (const w of watchers) await w.close();
+  for (const a of agents) a.kill('SIGTERM');
   controller.kill('SIGTERM');
   admin.close();
 } finally {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   await cp.stop();
 }

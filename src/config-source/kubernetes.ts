@@ -126,6 +126,14 @@ export class KubernetesSource implements ConfigSource {
     return this.last;
   }
 
+  /** The stored objects (as watched, trimmed) whose kind is in `kinds`: the controller's status writer. */
+  objectsOf(kinds: ReadonlySet<string>): KubeObject[] {
+    const out: KubeObject[] = [];
+    for (const r of this.reflectors.values())
+      for (const o of r.store.values()) if (kinds.has(o.kind ?? '')) out.push(o);
+    return out;
+  }
+
   onSnapshot(listener: (e: ClusterSnapshotEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -4,13 +4,16 @@
  * replica keeps its informers and compiled state warm, so a takeover publishes at once.
  */
 
+import { hostname } from 'node:os';
 import { affectedWorkloads, compileForWorkload } from '../compiler/index.js';
 import { type ClusterSnapshotEvent, KubernetesSource } from '../config-source/kubernetes.js';
 import type { ReflectorLogger } from '../config-source/kubernetes-reflector.js';
 import type { KubeRest } from '../config-source/kubernetes-rest.js';
-import { type ClassResult, classId, Publisher } from '../publish/index.js';
+import { type ClassResult, classId, exportScopes, Publisher } from '../publish/index.js';
 import type { MeshSnapshot } from '../registry/types.js';
+import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
+import { STATUS_KINDS, StatusWriter } from './status.js';
 
 export interface ReconcilerOptions {
   rest: KubeRest;
@@ -26,6 +29,8 @@ export interface ReconcilerOptions {
   resyncMs?: number;
   backoffMaxMs?: number;
   log?: ReflectorLogger;
+  /** Write status conditions and Events on mesh resources (default true). */
+  status?: boolean;
 }
 
 export interface ReconcileStats {
@@ -40,6 +45,8 @@ export interface ReconcileStats {
 export interface RunningReconciler {
   source: KubernetesSource;
   publisher: Publisher;
+  /** Status conditions + Events of mesh resources (absent when `status: false`). */
+  status?: StatusWriter;
   elector?: LeaderElector;
   stats: ReconcileStats;
   isLeader(): boolean;
@@ -70,6 +77,19 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<RunningR
     ...(log ? { log } : {}),
   });
 
+  const identity = opts.identity ?? `${hostname()}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const status =
+    opts.status === false
+      ? undefined
+      : new StatusWriter({
+          rest: opts.rest,
+          objects: () => source.objectsOf(STATUS_KINDS),
+          rootNamespace: opts.rootNamespace,
+          isLeader: () => elector?.isLeader() ?? true,
+          events: new EventRecorder(opts.rest, identity, log),
+          ...(log ? { log } : {}),
+        });
+
   const results = new Map<string, ClassResult>();
   let previous: MeshSnapshot | undefined;
   const onEvent = (e: ClusterSnapshotEvent) => {
@@ -98,7 +118,8 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<RunningR
       classes: results.size,
       rejected: e.rejected.length,
     });
-    publisher.publish([...results.values()]);
+    publisher.publish([...results.values()], exportScopes(e.snapshot.services));
+    status?.update([...results.values()].flatMap((r) => r.result.warnings));
   };
 
   const first = await source.start();
@@ -109,10 +130,13 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<RunningR
     elector = new LeaderElector({
       rest: opts.rest,
       namespace: opts.namespace,
-      ...(opts.identity ? { identity: opts.identity } : {}),
+      identity,
       ...(opts.leaseDurationMs ? { leaseDurationMs: opts.leaseDurationMs } : {}),
       ...(opts.retryPeriodMs ? { retryPeriodMs: opts.retryPeriodMs } : {}),
-      onStartedLeading: () => publisher.resync(),
+      onStartedLeading: () => {
+        publisher.resync();
+        status?.resync();
+      },
       ...(log ? { log } : {}),
     });
     elector.start();
@@ -121,15 +145,18 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<RunningR
   return {
     source,
     publisher,
+    ...(status ? { status } : {}),
     ...(elector ? { elector } : {}),
     stats,
     isLeader: () => elector?.isLeader() ?? true,
     async idle() {
       await publisher.idle();
+      await status?.idle();
     },
     async stop() {
       await source.close();
       publisher.close();
+      status?.close();
       await elector?.stop();
     },
   };

@@ -12,8 +12,7 @@ import {
   INDEX_KEY,
   SHARD_KEY,
   type ShardData,
-  shardConfigMapName,
-  shardOf,
+  shardNameOf,
   TABLES_GZ_KEY,
   TABLES_KEY,
 } from './format.js';
@@ -74,7 +73,7 @@ export function assembleEndpoints(
       continue;
     }
     const key = index.pooled[name]!;
-    const shard = shards.get(shardConfigMapName(shardOf(key, index.shards)));
+    const shard = shards.get(shardNameOf(key, index));
     const list = shard?.[key];
     if (list) clusters[name] = list;
     else missing.push(key);

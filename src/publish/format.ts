@@ -11,7 +11,12 @@
  * Shared, in the controller namespace:
  *  - `isthmus-endpoints-<n>`: `endpoints.json`, pool key -> Endpoint[]; a key lives in shard
  *    fnv1a(key) % shards. An endpoint change rewrites only the shard(s) holding it, never a
- *    workload's tables.
+ *    workload's tables. These hold services exported to every namespace (`exportTo` empty or
+ *    `*`) and are readable by every workload namespace.
+ *  - `isthmus-endpoints-<scope>-<n>`: the same for services exported to a fixed set of
+ *    namespaces (`.`, names): one shard set per set of namespaces (`scope` = a hash of them),
+ *    readable only by those namespaces (Role `isthmus-sidecar-endpoints-<scope>`). Their pool
+ *    keys read `@<scope>/<cluster>`, so an index says by itself which shard set a key is in.
  */
 import { canonicalJson, shortHash } from '../registry/hash.js';
 import type { WorkloadIdentity } from '../registry/types.js';
@@ -43,6 +48,8 @@ export interface EndpointIndex {
   /** Namespace of the shard ConfigMaps. */
   namespace: string;
   shards: number;
+  /** Scope -> shard count, for the scoped pool keys (`@<scope>/...`) this index uses. */
+  scopes?: Record<string, number>;
   /** Cluster name -> pool key (usually the cluster name itself). */
   pooled: Record<string, string>;
   /** Cluster name -> endpoints not shared with other classes (inbound clusters). */
@@ -71,6 +78,26 @@ export function classId(w: Pick<WorkloadIdentity, 'namespace' | 'labels' | 'serv
 export const tablesConfigMapName = (id: string) => `isthmus-tables-${id}`;
 export const statusConfigMapName = (id: string) => `isthmus-status-${id}`;
 export const shardConfigMapName = (n: number) => `isthmus-endpoints-${n}`;
+export const scopedShardConfigMapName = (scope: string, n: number) => `isthmus-endpoints-${scope}-${n}`;
+/** The Role naming the shards of one scope, in the controller namespace. */
+export const scopedEndpointsRole = (scope: string) => `${ENDPOINTS_ROLE}-${scope}`;
+
+/** Id of a set of namespaces (sorted, unique) that services are exported to. */
+export function scopeId(namespaces: readonly string[]): string {
+  return `s${shortHash(namespaces.join(','), 10)}`;
+}
+
+/** The scope of a pool key (`@<scope>/<cluster>`), undefined for a mesh-wide one. */
+export function scopeOfKey(key: string): string | undefined {
+  return key.charCodeAt(0) === 64 /* @ */ ? key.slice(1, key.indexOf('/')) : undefined;
+}
+
+/** The shard ConfigMap holding a pool key. */
+export function shardNameOf(key: string, index: Pick<EndpointIndex, 'shards' | 'scopes'>): string {
+  const scope = scopeOfKey(key);
+  if (scope === undefined) return shardConfigMapName(shardOf(key, index.shards));
+  return scopedShardConfigMapName(scope, shardOf(key, index.scopes?.[scope] ?? 1));
+}
 
 /** 32-bit FNV-1a: the shard of a pool key (the agent computes it the same way). */
 export function fnv1a(s: string): number {
@@ -89,7 +116,7 @@ export function shardOf(key: string, shards: number): number {
 /** The shard ConfigMap names an index needs. */
 export function shardsOf(index: EndpointIndex): string[] {
   const out = new Set<string>();
-  for (const key of Object.values(index.pooled)) out.add(shardConfigMapName(shardOf(key, index.shards)));
+  for (const key of Object.values(index.pooled)) out.add(shardNameOf(key, index));
   return [...out].sort();
 }
 

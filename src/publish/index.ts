@@ -4,6 +4,7 @@ export * from './format.js';
 export {
   type ClassResult,
   type DesiredConfigMap,
+  exportScopes,
   MAX_CONFIGMAP_BYTES,
   type PublishPlan,
   planPublish,

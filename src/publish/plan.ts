@@ -14,7 +14,7 @@
 import { gzipSync } from 'node:zlib';
 import type { CompileResult } from '../compiler/index.js';
 import { getOrCreate, shortHash } from '../registry/hash.js';
-import type { WorkloadIdentity } from '../registry/types.js';
+import type { MeshService, WorkloadIdentity } from '../registry/types.js';
 import type { Endpoint } from '../tables/index.js';
 import {
   CLASS_LABEL,
@@ -25,6 +25,8 @@ import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
   SHARD_KEY,
+  scopedShardConfigMapName,
+  scopeId,
   shardConfigMapName,
   shardOf,
   statusConfigMapName,
@@ -55,7 +57,13 @@ export interface DesiredConfigMap {
 
 export interface PublishPlan {
   tables: DesiredConfigMap[];
+  /** Mesh-wide shards and the shards of every scope. */
   shards: DesiredConfigMap[];
+  /**
+   * Scope -> the namespaces its services are exported to and its shard ConfigMaps: endpoints
+   * of services not exported to every namespace, readable only by those namespaces.
+   */
+  scopes: Map<string, { namespaces: string[]; shards: number; names: string[] }>;
   /** Status ConfigMaps (created empty if missing; agents fill them). */
   status: Array<{ namespace: string; name: string; classId: string }>;
   /** Workload namespace -> ConfigMap names its sidecars read (tables) and patch (status). */
@@ -70,6 +78,13 @@ export interface PlanOptions {
   namespace: string;
   /** Shard count used last time (hysteresis: shards are not reshuffled for small changes). */
   previousShards?: number;
+  /** The same per scope. */
+  previousScopeShards?: ReadonlyMap<string, number>;
+  /**
+   * Hostname -> the namespaces it is exported to, for services not exported to every
+   * namespace (see `exportScopes`); hosts not in the map are mesh-wide.
+   */
+  exportScopes?: ReadonlyMap<string, readonly string[]>;
   /** Target bytes per shard (default 256 KiB). */
   targetShardBytes?: number;
   /** Tables above this are gzipped into binaryData (default 512 KiB). */
@@ -135,7 +150,12 @@ function poolEndpoints(classes: readonly ClassResult[]): Pooled {
   return { pool, indexes };
 }
 
-function buildShards(pool: Map<string, string>, count: number, opts: PlanOptions): DesiredConfigMap[] {
+function buildShards(
+  pool: Map<string, string>,
+  count: number,
+  opts: PlanOptions,
+  nameOf: (n: number) => string,
+): DesiredConfigMap[] {
   const buckets: Array<Array<[string, string]>> = Array.from({ length: count }, () => []);
   for (const [key, json] of pool) buckets[shardOf(key, count)]!.push([key, json]);
   return buckets.map((entries, n) => {
@@ -144,7 +164,7 @@ function buildShards(pool: Map<string, string>, count: number, opts: PlanOptions
     const text = `{${entries.map(([k, j]) => `${JSON.stringify(k)}:${j}`).join(',')}}`;
     return {
       namespace: opts.namespace,
-      name: shardConfigMapName(n),
+      name: nameOf(n),
       labels: labels('endpoints'),
       annotations: {},
       data: { [SHARD_KEY]: text },
@@ -154,13 +174,13 @@ function buildShards(pool: Map<string, string>, count: number, opts: PlanOptions
   });
 }
 
-function shardCount(pool: Map<string, string>, opts: PlanOptions): number {
+function shardCount(pool: Map<string, string>, opts: PlanOptions, previous: number | undefined): number {
   const target = opts.targetShardBytes ?? 256 * 1024;
   let total = 0;
   for (const [k, j] of pool) total += k.length + j.length + 4;
   let needed = 1;
   while (needed * target < total) needed *= 2;
-  const prev = opts.previousShards ?? 0;
+  const prev = previous ?? 0;
   // Grow at once; shrink only when far too many (each change of count moves most keys).
   return prev >= needed && prev <= needed * 4 ? prev : needed;
 }
@@ -210,35 +230,119 @@ function tablesConfigMap(c: ClassResult, index: EndpointIndex, opts: PlanOptions
   };
 }
 
+/**
+ * Hostname -> namespaces, for hosts whose services are exported to a fixed set of namespaces
+ * (Istio's visibility: `.` = the service's own namespace, `~` = none; empty or `*` = all).
+ * A host defined by several services (ServiceEntries in several namespaces) is mesh-wide if
+ * any of them is, else visible to the union.
+ */
+export function exportScopes(services: readonly MeshService[]): Map<string, string[]> {
+  const scoped = new Map<string, Set<string>>();
+  const everywhere = new Set<string>();
+  for (const s of services) {
+    if (s.exportTo.length === 0 || s.exportTo.includes('*')) {
+      everywhere.add(s.hostname);
+      continue;
+    }
+    const set = getOrCreate(scoped, s.hostname, () => new Set<string>());
+    if (s.exportTo.includes('~')) continue;
+    for (const ns of s.exportTo) set.add(ns === '.' ? s.namespace : ns);
+  }
+  const out = new Map<string, string[]>();
+  for (const [host, set] of scoped) if (!everywhere.has(host)) out.set(host, [...set].sort());
+  return out;
+}
+
+/** `outbound|9080|v1|reviews.shop.svc.cluster.local[~variant]` -> the host. */
+function hostOfPoolKey(key: string): string {
+  const host = key.split('|')[3] ?? '';
+  const tilde = host.indexOf('~');
+  return tilde < 0 ? host : host.slice(0, tilde);
+}
+
+function fitShards(
+  pool: Map<string, string>,
+  opts: PlanOptions,
+  previous: number | undefined,
+  nameOf: (n: number) => string,
+): { count: number; shards: DesiredConfigMap[] } {
+  let count = shardCount(pool, opts, previous);
+  let shards = buildShards(pool, count, opts, nameOf);
+  // An unlucky hash spread can overfill one shard: double until all fit (a single list over
+  // the limit cannot be split and is reported by the publisher).
+  while (shards.some((s) => s.bytes > MAX_CONFIGMAP_BYTES) && count < 4096 && pool.size > count) {
+    count *= 2;
+    shards = buildShards(pool, count, opts, nameOf);
+  }
+  return { count, shards };
+}
+
 export function planPublish(classes: readonly ClassResult[], opts: PlanOptions): PublishPlan {
   // One entry per class (the first wins if a caller passes duplicates).
   const unique = new Map<string, ClassResult>();
   for (const c of classes) if (!unique.has(c.id)) unique.set(c.id, c);
   const sorted = [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const { pool, indexes } = poolEndpoints(sorted);
-  let count = shardCount(pool, opts);
-  let shards = buildShards(pool, count, opts);
-  // An unlucky hash spread can overfill one shard: double until all fit (a single list over
-  // the limit cannot be split and is reported by the publisher).
-  while (shards.some((s) => s.bytes > MAX_CONFIGMAP_BYTES) && count < 4096 && pool.size > count) {
-    count *= 2;
-    shards = buildShards(pool, count, opts);
+  // Split the pool by export scope; scoped keys are renamed `@<scope>/<key>`.
+  const publicPool = new Map<string, string>();
+  const scopePools = new Map<string, { namespaces: string[]; pool: Map<string, string> }>();
+  const renamed = new Map<string, string>();
+  const scopeOfHost = new Map<string, string>();
+  for (const [key, json] of pool) {
+    const host = hostOfPoolKey(key);
+    const namespaces = opts.exportScopes?.get(host);
+    if (!namespaces) {
+      publicPool.set(key, json);
+      continue;
+    }
+    const scope = getOrCreate(scopeOfHost, host, () => scopeId(namespaces));
+    const scoped = `@${scope}/${key}`;
+    renamed.set(key, scoped);
+    getOrCreate(scopePools, scope, () => ({ namespaces: [...namespaces], pool: new Map() })).pool.set(
+      scoped,
+      json,
+    );
   }
+  const pub = fitShards(publicPool, opts, opts.previousShards, shardConfigMapName);
   const plan: PublishPlan = {
     tables: [],
-    shards,
+    shards: pub.shards,
+    scopes: new Map(),
     status: [],
     namespaces: new Map(),
-    shardCount: count,
+    shardCount: pub.count,
     oversized: [],
   };
+  for (const scope of [...scopePools.keys()].sort()) {
+    const sp = scopePools.get(scope)!;
+    const fit = fitShards(sp.pool, opts, opts.previousScopeShards?.get(scope), (n) =>
+      scopedShardConfigMapName(scope, n),
+    );
+    plan.shards.push(...fit.shards);
+    plan.scopes.set(scope, {
+      namespaces: sp.namespaces,
+      shards: fit.count,
+      names: fit.shards.map((s) => s.name),
+    });
+  }
   for (const c of sorted) {
     const idx = indexes.get(c.id)!;
+    const pooled = new Map<string, string>();
+    const scopes = new Map<string, number>();
+    for (const [name, key] of idx.pooled) {
+      const scoped = renamed.get(key);
+      pooled.set(name, scoped ?? key);
+      if (scoped) {
+        const scope = scoped.slice(1, scoped.indexOf('/'));
+        scopes.set(scope, plan.scopes.get(scope)!.shards);
+      }
+    }
     const index: EndpointIndex = {
       apiVersion: INDEX_API_VERSION,
       namespace: opts.namespace,
-      shards: count,
-      pooled: sortedRecord(idx.pooled),
+      shards: pub.count,
+      ...(scopes.size ? { scopes: sortedRecord(scopes) } : {}),
+      pooled: sortedRecord(pooled),
       inline: sortedRecord(idx.inline),
     };
     const cm = tablesConfigMap(c, index, opts);

@@ -26,11 +26,13 @@ import {
   MANAGED_BY_LABEL,
   PUBLISHED_AT,
   SIDECAR_ROLE,
+  scopedEndpointsRole,
+  scopedShardConfigMapName,
   statusConfigMapName,
   tablesConfigMapName,
 } from './format.js';
 import { type ClassResult, type DesiredConfigMap, type PublishPlan, planPublish } from './plan.js';
-import { sidecarRole } from './rbac.js';
+import { type RoleObjects, sidecarRole } from './rbac.js';
 
 export interface PublisherOptions {
   rest: KubeRest;
@@ -85,7 +87,11 @@ export class Publisher {
   /** Namespaces holding our sidecar Role. */
   private readonly roleNamespaces = new Set<string>();
   private latest: readonly ClassResult[] | undefined;
+  private exportScopes: ReadonlyMap<string, readonly string[]> | undefined;
   private shardCount: number | undefined;
+  private scopeShards = new Map<string, number>();
+  /** Scoped endpoint Roles (`isthmus-sidecar-endpoints-<scope>`) in the controller namespace. */
+  private readonly scopeRoles = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private dirty = false;
@@ -101,9 +107,14 @@ export class Publisher {
     this.log = opts.log ?? noopLog;
   }
 
-  /** Sets the desired state (all classes); written after the debounce. */
-  publish(classes: readonly ClassResult[]): void {
+  /**
+   * Sets the desired state (all classes); written after the debounce. `exportScopes`: hosts
+   * exported to only some namespaces (plan.ts `exportScopes`), whose endpoints go to shards
+   * only those namespaces can read.
+   */
+  publish(classes: readonly ClassResult[], exportScopes?: ReadonlyMap<string, readonly string[]>): void {
     this.latest = classes;
+    this.exportScopes = exportScopes;
     this.schedule(this.opts.debounceMs ?? 100);
   }
 
@@ -155,12 +166,15 @@ export class Publisher {
       const plan = planPublish(this.latest, {
         namespace: this.opts.namespace,
         ...(this.shardCount ? { previousShards: this.shardCount } : {}),
+        previousScopeShards: this.scopeShards,
+        ...(this.exportScopes ? { exportScopes: this.exportScopes } : {}),
         ...(this.opts.targetShardBytes ? { targetShardBytes: this.opts.targetShardBytes } : {}),
       });
       for (const id of plan.oversized)
         this.log.warn('tables of a workload class exceed a ConfigMap', { class: id });
       await this.write(plan);
       this.shardCount = plan.shardCount;
+      this.scopeShards = new Map([...plan.scopes].map(([k, v]) => [k, v.shards]));
       this.lastPlan = plan;
       this.retryMs = 0;
       this.stats.passes++;
@@ -188,10 +202,14 @@ export class Publisher {
       labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
     });
     this.roleNamespaces.clear();
+    this.scopeRoles.clear();
     this.rbacWritten.clear();
-    for (const r of roles.items)
+    for (const r of roles.items) {
       if (r.metadata?.name === SIDECAR_ROLE && r.metadata.namespace)
         this.roleNamespaces.add(r.metadata.namespace);
+      if (r.metadata?.namespace === this.opts.namespace && r.metadata.name?.startsWith(`${ENDPOINTS_ROLE}-`))
+        this.scopeRoles.add(r.metadata.name);
+    }
     this.needsReload = false;
   }
 
@@ -255,15 +273,32 @@ export class Publisher {
         this.roleNamespaces.add(ns);
       });
     }
+    // Mesh-wide shards: every workload namespace. Shards of a scope: only its namespaces.
+    const ctrl = this.opts.namespace;
+    const publicShard = /^isthmus-endpoints-\d+$/;
+    const scoped = new Set([...plan.scopes.values()].flatMap((s) => s.names));
     const shardNames = [
-      ...plan.shards.map((s) => s.name),
-      ...existing(this.opts.namespace, 'isthmus-endpoints-'),
+      ...plan.shards.map((s) => s.name).filter((n) => !scoped.has(n)),
+      ...existing(ctrl, 'isthmus-endpoints-').filter((n) => publicShard.test(n)),
     ];
-    const ep = sidecarRole(ENDPOINTS_ROLE, this.opts.namespace, shardNames, [], [...plan.namespaces.keys()]);
-    jobs.push(async () => {
-      await this.writeRbac(this.opts.namespace, 'roles', ep.role);
-      await this.writeRbac(this.opts.namespace, 'rolebindings', ep.binding);
-    });
+    const endpointRoles: RoleObjects[] = [
+      sidecarRole(ENDPOINTS_ROLE, ctrl, shardNames, [], [...plan.namespaces.keys()]),
+    ];
+    for (const [scope, s] of plan.scopes) {
+      const prefix = scopedShardConfigMapName(scope, 0).slice(0, -1);
+      const names = [
+        ...s.names,
+        ...existing(ctrl, prefix).filter((n) => /^\d+$/.test(n.slice(prefix.length))),
+      ];
+      endpointRoles.push(sidecarRole(scopedEndpointsRole(scope), ctrl, names, [], s.namespaces));
+    }
+    for (const ep of endpointRoles)
+      jobs.push(async () => {
+        await this.writeRbac(ctrl, 'roles', ep.role);
+        await this.writeRbac(ctrl, 'rolebindings', ep.binding);
+        const name = (ep.role.metadata as { name: string }).name;
+        if (name !== ENDPOINTS_ROLE) this.scopeRoles.add(name);
+      });
     await pool(jobs, this.opts.concurrency ?? 16, (j) => j());
   }
 
@@ -316,6 +351,15 @@ export class Publisher {
       this.written.delete(k);
     });
     await this.writeRoles(plan, false);
+    const liveScopes = new Set([...plan.scopes.keys()].map(scopedEndpointsRole));
+    for (const name of [...this.scopeRoles]) {
+      if (liveScopes.has(name)) continue;
+      await this.deleteIgnoringMissing(rbacPath(this.opts.namespace, 'rolebindings', name));
+      await this.deleteIgnoringMissing(rbacPath(this.opts.namespace, 'roles', name));
+      this.rbacWritten.delete(`${this.opts.namespace}/roles/${name}`);
+      this.rbacWritten.delete(`${this.opts.namespace}/rolebindings/${name}`);
+      this.scopeRoles.delete(name);
+    }
     for (const ns of [...this.roleNamespaces]) {
       if (plan.namespaces.has(ns)) continue;
       await this.deleteIgnoringMissing(rbacPath(ns, 'rolebindings', SIDECAR_ROLE));

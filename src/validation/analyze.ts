@@ -5,6 +5,7 @@
 import { CLUSTER_DOMAIN } from '../api/mesh.js';
 import type { Finding } from './findings.js';
 import { isObject, list } from './kinds/common.js';
+import type { MessageName } from './messages.js';
 import { type ResourceRef, type ResourceVerdict, validateResource } from './resource.js';
 
 export interface SourceDocument {
@@ -37,8 +38,8 @@ const spec = (d: Indexed) => {
   return isObject(o) && isObject(o.spec) ? o.spec : {};
 };
 
-function warn(d: Indexed, path: string, message: string): void {
-  d.findings.push({ path, severity: 'warning', message } satisfies Finding);
+function warn(d: Indexed, path: string, message: string, code: MessageName): void {
+  d.findings.push({ path, severity: 'warning', message, code } satisfies Finding);
 }
 
 function checkSubsets(docs: Indexed[]): void {
@@ -61,6 +62,7 @@ function checkSubsets(docs: Indexed[]): void {
           d,
           `${path}.subset`,
           `subset ${JSON.stringify(dest.subset)} of host ${JSON.stringify(dest.host)} is not defined by any DestinationRule`,
+          'ReferencedResourceNotFound',
         );
     };
     for (const section of ['http', 'tls', 'tcp'] as const) {
@@ -94,7 +96,12 @@ function checkGateways(docs: Indexed[]): void {
       if (typeof g !== 'string' || g === 'mesh') return;
       const ref = resolveGateway(g, d.ref.namespace);
       if (!known.has(ref))
-        warn(d, `spec.gateways[${i}]`, `gateway ${JSON.stringify(ref)} is not defined by any Gateway`);
+        warn(
+          d,
+          `spec.gateways[${i}]`,
+          `gateway ${JSON.stringify(ref)} is not defined by any Gateway`,
+          'ReferencedResourceNotFound',
+        );
     });
   }
 }
@@ -120,6 +127,7 @@ function checkConflictingHosts(docs: Indexed[]): void {
         d,
         'spec.hosts',
         `host ${JSON.stringify(host)} on gateway ${JSON.stringify(gateway)} is also claimed by VirtualService ${others.join(', ')}; only one of them will be used`,
+        'ConflictingMeshGatewayVirtualServiceHosts',
       );
     }
   }

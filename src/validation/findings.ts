@@ -2,6 +2,8 @@
  * What validation produces: a list of findings, each with the field path and a sentence.
  * Validators never throw; they accumulate (Istio's Validation{Err, Warning}, with paths).
  */
+import type { MessageName } from './messages.js';
+
 export type Severity = 'error' | 'warning';
 
 export interface Finding {
@@ -9,6 +11,8 @@ export interface Finding {
   path: string;
   severity: Severity;
   message: string;
+  /** Istio analysis message type (messages.ts), for cross-resource findings that have one. */
+  code?: MessageName;
 }
 
 export class Findings {

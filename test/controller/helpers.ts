@@ -15,6 +15,8 @@ const PLURALS: Record<string, string> = {
   EndpointSlice: 'endpointslices',
   VirtualService: 'virtualservices',
   DestinationRule: 'destinationrules',
+  ServiceEntry: 'serviceentries',
+  Lease: 'leases',
 };
 
 export function pathOf(o: KubeObject, withName = true): string {
