@@ -4,11 +4,12 @@
  * 1. added latency of the sidecar pair (client sidecar -> server sidecar -> app) at a fixed
  *    1,000 rps over 16 keep-alive connections, plaintext pair vs mTLS pair vs direct; latency is
  *    measured from each request's scheduled send time (no coordinated omission);
- * 2. full TLS handshakes per second per sidecar core: fresh mTLS connections (mesh certificate,
+ * 2. TLS handshakes per second per sidecar core, full and resumed (session tickets): fresh mTLS connections (mesh certificate,
  *    ALPN istio) to the server sidecar's inbound port in STRICT mode, divided by the CPU time
  *    the server sidecar process spent.
  *
- *   npx tsx bench/proxy/mtls.ts [--seconds 10] [--rate 1000] [--handshake-seconds 5]
+ *   npx tsx bench/proxy/mtls.ts [--seconds 10] [--rate 1000] [--handshake-seconds 5] [--handshakes-only]
+ *     [--profile-server <dir>]   (write a .cpuprofile of the STRICT server sidecar)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -90,7 +91,7 @@ async function role(file: string): Promise<void> {
       const u = process.cpuUsage();
       const stats = sidecar.proxy.inboundTls?.stats;
       process.stdout.write(
-        `${JSON.stringify({ cpuMs: (u.user + u.system) / 1000, terminated: stats?.terminated ?? 0 })}\n`,
+        `${JSON.stringify({ cpuMs: (u.user + u.system) / 1000, terminated: stats?.terminated ?? 0, resumed: stats?.resumed ?? 0 })}\n`,
       );
     } else if (cmd === 'exit') process.exit(0);
   });
@@ -99,16 +100,25 @@ async function role(file: string): Promise<void> {
 interface Child {
   proc: ChildProcess;
   ports: { outbound: number; inbound: number };
-  ask(cmd: string): Promise<{ cpuMs: number; terminated: number }>;
+  ask(cmd: string): Promise<{ cpuMs: number; terminated: number; resumed: number }>;
 }
 
-async function startChild(dir: string, name: string, cfg: RoleConfig | null): Promise<Child> {
+async function startChild(
+  dir: string,
+  name: string,
+  cfg: RoleConfig | null,
+  execArgs: string[] = [],
+): Promise<Child> {
   const file = join(dir, `${name}.json`);
   if (cfg !== null) writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 });
   const role = cfg === null ? ['--app'] : ['--role', file];
-  const proc = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...role], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...execArgs, '--import', 'tsx', fileURLToPath(import.meta.url), ...role],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const lines: Array<(l: string) => void> = [];
   let buf = '';
   proc.stdout!.on('data', (d: Buffer) => {
@@ -129,7 +139,7 @@ async function startChild(dir: string, name: string, cfg: RoleConfig | null): Pr
     ask: async (cmd) => {
       const p = next();
       proc.stdin!.write(`${cmd}\n`);
-      return JSON.parse(await p) as { cpuMs: number; terminated: number };
+      return JSON.parse(await p) as { cpuMs: number; terminated: number; resumed: number };
     },
   };
 }
@@ -190,8 +200,10 @@ async function handshakes(
   port: number,
   cert: WorkloadCertificate,
   seconds: number,
+  resume = false,
   concurrency = 8,
 ): Promise<number> {
+  let session: Buffer | undefined;
   const ctx = tls.createSecureContext({ key: cert.keyPem, cert: cert.certChainPem, ca: cert.rootPem });
   const until = performance.now() + seconds * 1000;
   let n = 0;
@@ -204,13 +216,24 @@ async function handshakes(
         servername: 'outbound_.9080_._.reviews.shop.svc.cluster.local',
         ALPNProtocols: ['istio-peer-exchange', 'istio'],
         checkServerIdentity: () => undefined,
+        ...(resume && session ? { session } : {}),
       });
+      if (resume) s.on('session', (b: Buffer) => (session = b));
       // One small request per connection, so the server side completes its handshake too
       // (TLS 1.3: the client is done before the server has checked the client certificate).
-      s.on('secureConnect', () => s.end('GET / HTTP/1.1\r\nhost: reviews:9080\r\nconnection: close\r\n\r\n'));
-      s.on('data', () => {});
+      // Not half-closed: like Envoy, the sidecar treats a downstream FIN as the client going
+      // away and aborts the request upstream. `connection: close` makes the sidecar close
+      // after the response.
+      s.on('secureConnect', () =>
+        s.write('GET / HTTP/1.1\r\nhost: reviews:9080\r\nconnection: close\r\n\r\n'),
+      );
+      let head = '';
+      s.on('data', (d: Buffer) => {
+        if (head.length < 12) head += d.toString('latin1', 0, 12);
+      });
       s.on('end', () => {
-        n++;
+        if (head.startsWith('HTTP/1.1 200')) n++;
+        s.end();
         resolve();
       });
       s.on('error', () => resolve());
@@ -228,6 +251,7 @@ async function main(): Promise<void> {
   const rate = Number(opt('rate', '1000'));
   const hsSeconds = Number(opt('handshake-seconds', '5'));
   const rounds = Number(opt('rounds', '2'));
+  const handshakesOnly = args.includes('--handshakes-only');
   const ca = newCa();
   const dir = mkdtempSync(join(tmpdir(), 'isthmus-mtls-bench-'));
   const children: Child[] = [];
@@ -255,60 +279,85 @@ async function main(): Promise<void> {
     });
     children.push(mtlsClient, plainClient);
 
-    console.log(
-      `fixed ${rate} rps, 16 connections, 1 KB responses, ${seconds} s per mode (after a 2 s warm-up), ` +
-        `best of ${rounds} interleaved rounds`,
-    );
-    const modes: Array<[string, number]> = [
-      ['direct (no sidecars)', appPort],
-      ['sidecar pair, plaintext', plainClient.ports.outbound],
-      ['sidecar pair, mTLS', mtlsClient.ports.outbound],
-    ];
-    const results = new Map<string, Latency>();
-    for (let round = 0; round < rounds; round++)
-      for (const [name, port] of modes) {
-        await fixedRate(port, rate, 2);
-        const r = await fixedRate(port, rate, seconds);
-        const best = results.get(name);
-        if (best === undefined || r.p90 + r.p99 < best.p90 + best.p99) results.set(name, r);
+    if (!handshakesOnly) await latencies();
+    async function latencies() {
+      console.log(
+        `fixed ${rate} rps, 16 connections, 1 KB responses, ${seconds} s per mode (after a 2 s warm-up), ` +
+          `best of ${rounds} interleaved rounds`,
+      );
+      const modes: Array<[string, number]> = [
+        ['direct (no sidecars)', appPort],
+        ['sidecar pair, plaintext', plainClient.ports.outbound],
+        ['sidecar pair, mTLS', mtlsClient.ports.outbound],
+      ];
+      const results = new Map<string, Latency>();
+      for (let round = 0; round < rounds; round++)
+        for (const [name, port] of modes) {
+          await fixedRate(port, rate, 2);
+          const r = await fixedRate(port, rate, seconds);
+          const best = results.get(name);
+          if (best === undefined || r.p90 + r.p99 < best.p90 + best.p99) results.set(name, r);
+        }
+      for (const [name] of modes) {
+        const r = results.get(name)!;
+        console.log(
+          `${name.padEnd(26)} p50 ${r.p50.toFixed(2)} ms  p90 ${r.p90.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.done} ok, ${r.errors} errors)`,
+        );
       }
-    for (const [name] of modes) {
-      const r = results.get(name)!;
-      console.log(
-        `${name.padEnd(26)} p50 ${r.p50.toFixed(2)} ms  p90 ${r.p90.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.done} ok, ${r.errors} errors)`,
-      );
-    }
-    const direct = results.get(modes[0]![0])!;
-    for (const [name] of modes.slice(1)) {
-      const r = results.get(name)!;
-      console.log(
-        `added by ${name}: p90 +${(r.p90 - direct.p90).toFixed(2)} ms, p99 +${(r.p99 - direct.p99).toFixed(2)} ms`,
-      );
+      const direct = results.get(modes[0]![0])!;
+      for (const [name] of modes.slice(1)) {
+        const r = results.get(name)!;
+        console.log(
+          `added by ${name}: p90 +${(r.p90 - direct.p90).toFixed(2)} ms, p99 +${(r.p99 - direct.p99).toFixed(2)} ms`,
+        );
+      }
     }
 
     // Handshakes: the server sidecar in STRICT mode terminates fresh connections.
-    const strictServer = await startChild(dir, 'server-strict', {
-      cert: serverCert,
-      tables: serverTables(appPort, { mode: 'STRICT' }),
-      dst: appPort,
-    });
-    children.push(strictServer);
-    await handshakes(strictServer.ports.inbound, clientCert, 1);
-    const before = await strictServer.ask('cpu');
-    const t0 = performance.now();
-    const n = await handshakes(strictServer.ports.inbound, clientCert, hsSeconds);
-    const wall = (performance.now() - t0) / 1000;
-    const after = await strictServer.ask('cpu');
-    const cpuS = (after.cpuMs - before.cpuMs) / 1000;
-    const done = after.terminated - before.terminated;
-    console.log(
-      `full mTLS handshakes (EC P-256 certificates, TLS 1.3, no resumption), each connection carrying one request: ` +
-        `${done} terminated in ${wall.toFixed(1)} s (${(done / wall).toFixed(0)}/s wall, client-bound on this machine); ` +
-        `server sidecar CPU ${cpuS.toFixed(2)} s -> ${(done / cpuS).toFixed(0)} handshakes/s per sidecar core ` +
-        `(${((cpuS * 1000) / done).toFixed(2)} ms CPU per connection; client saw ${n})`,
+    const profDir = opt('profile-server', '');
+    const strictServer = await startChild(
+      dir,
+      'server-strict',
+      { cert: serverCert, tables: serverTables(appPort, { mode: 'STRICT' }), dst: appPort },
+      profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
     );
+    children.push(strictServer);
+    for (const resume of [false, true]) {
+      await handshakes(strictServer.ports.inbound, clientCert, 1, resume);
+      const before = await strictServer.ask('cpu');
+      const t0 = performance.now();
+      const n = await handshakes(strictServer.ports.inbound, clientCert, hsSeconds, resume);
+      const wall = (performance.now() - t0) / 1000;
+      const after = await strictServer.ask('cpu');
+      const cpuS = (after.cpuMs - before.cpuMs) / 1000;
+      const done = after.terminated - before.terminated;
+      const resumed = after.resumed - before.resumed;
+      console.log(
+        `${resume ? 'resumed (session tickets)' : 'full handshakes'}, EC P-256 certificates, TLS 1.3, ` +
+          `each connection carrying one request: ${done} terminated (${resumed} resumed) in ${wall.toFixed(1)} s ` +
+          `(${(done / wall).toFixed(0)}/s wall, client-bound on this machine); server sidecar CPU ${cpuS.toFixed(2)} s -> ` +
+          `${(done / cpuS).toFixed(0)} connections/s per sidecar core (${((cpuS * 1000) / done).toFixed(2)} ms CPU each; ` +
+          `client saw ${n} answered 200)`,
+      );
+    }
   } finally {
-    for (const c of children) c.proc.kill();
+    // A clean exit (not a signal) so children run with --cpu-prof write their profiles.
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(() => {
+              c.proc.kill();
+              resolve();
+            }, 10_000);
+            c.proc.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.proc.stdin!.write('exit\n');
+          }),
+      ),
+    );
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -12,6 +12,7 @@
  * - 'fetch-failed' (error, retryInMs): a request failed; the current certificate (if any) stays
  */
 import { EventEmitter } from 'node:events';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'winston';
 import { createCsr, generateWorkloadKey, type WorkloadKeyType } from '../ca/csr.js';
@@ -46,6 +47,13 @@ export interface CertificateManagerOptions {
   requestTimeoutMs?: number;
   log?: Logger;
   random?: () => number;
+  /**
+   * How often the mounted root (caRootPath) is checked for a change (ms, default 10 s; 0 =
+   * never). A changed root (the CA republished istio-ca-root-cert after a `cacerts` change)
+   * renews the certificate at once, so the proxy trusts the new root bundle without waiting
+   * for the next rotation. Not used with caRootPem.
+   */
+  rootWatchIntervalMs?: number;
 }
 
 export interface CertificateManagerEvents {
@@ -80,6 +88,8 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
   private started = false;
   private stopped = false;
   private failures = 0;
+  private watchedRoot: string | undefined;
+  private readonly onRootFile = () => this.checkRoot();
   private readonly readyWaiters: Array<{
     resolve: (c: WorkloadCertificate) => void;
     reject: (e: Error) => void;
@@ -110,12 +120,37 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
     if (this.started) return this;
     this.started = true;
     this.schedule(0);
+    const interval = this.opts.rootWatchIntervalMs ?? 10_000;
+    if (this.opts.caRootPem === undefined && interval > 0) {
+      this.watchedRoot = this.readRoot();
+      // Polls stat (follows kubelet's ..data symlink swap); persistent: false keeps no process alive.
+      watchFile(this.opts.caRootPath, { interval, persistent: false }, this.onRootFile);
+    }
     return this;
+  }
+
+  private readRoot(): string | undefined {
+    try {
+      return readFileSync(this.opts.caRootPath, 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  private checkRoot(): void {
+    const now = this.readRoot();
+    if (now === undefined || now === this.watchedRoot) return;
+    const first = this.watchedRoot === undefined;
+    this.watchedRoot = now;
+    if (first && !this.cert) return; // appeared before the first certificate: fetch uses it anyway
+    this.log.info('mesh root changed; renewing the workload certificate', { path: this.opts.caRootPath });
+    this.refresh();
   }
 
   /** Stops renewing; the current certificate stays readable. */
   stop(): void {
     this.stopped = true;
+    unwatchFile(this.opts.caRootPath, this.onRootFile);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     for (const w of this.readyWaiters.splice(0))

@@ -3,11 +3,12 @@
  * account, requested lifetime) into a certificate chain. The identity comes only from the
  * caller's authentication; whatever names the CSR asks for are ignored.
  */
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { CaBundle } from './bundle.js';
 import { buildLeafCertificate } from './certificate.js';
 import { CsrError, parseCsr } from './csr.js';
+import { splitCertificates } from './der.js';
 import { CaError } from './errors.js';
 import { type ServiceAccountRef, spiffeIdFor } from './spiffe.js';
 
@@ -61,6 +62,11 @@ export class MeshCa {
   readonly maxTtlSeconds: number;
   private bundle: CaBundle;
   private readonly now: () => Date;
+  /** Roots of replaced bundles still trusted, each until its last leaf can have expired. */
+  private retained: Array<{ pem: string; fingerprint: string; until: number }> = [];
+  /** Latest notAfter of any leaf signed with the current bundle (ms). */
+  private issuedUntil = 0;
+  private published: { pem: string; validUntil: number } | undefined;
 
   constructor(bundle: CaBundle, opts: MeshCaOptions) {
     this.bundle = bundle;
@@ -70,17 +76,59 @@ export class MeshCa {
     this.now = opts.now ?? (() => new Date());
   }
 
+  /**
+   * The roots workloads must trust: the current bundle's, then the roots of bundles replaced by
+   * setBundle() while leaves they signed may still be in use (see setBundle).
+   */
   get rootCertPem(): string {
-    return this.bundle.rootCertPem;
+    const now = this.now().getTime();
+    if (this.published && now < this.published.validUntil) return this.published.pem;
+    this.retained = this.retained.filter((r) => r.until > now);
+    const pem = this.bundle.rootCertPem + this.retained.map((r) => r.pem).join('');
+    this.published = { pem, validUntil: Math.min(...this.retained.map((r) => r.until), Infinity) };
+    return pem;
+  }
+
+  /** The signing certificate in use (PEM). */
+  get signingCertPem(): string {
+    return this.bundle.signingCertPem;
   }
 
   get source(): CaBundle['source'] {
     return this.bundle.source;
   }
 
-  /** Swaps the signing material (e.g. a rotated `cacerts`); in-flight signings finish with the old one. */
+  /**
+   * Swaps the signing material (a created or rotated `cacerts`); in-flight signings finish with
+   * the old one. Roots of the old bundle that the new one lacks stay in rootCertPem until every
+   * leaf they may have signed has expired: the latest notAfter issued by this process, and at
+   * least the default lifetime from now (leaves issued before a restart are not tracked), never
+   * beyond the old root's own expiry. Workloads that renew meanwhile trust old and new roots, so
+   * peers still holding old-root leaves keep verifying.
+   */
   setBundle(bundle: CaBundle): void {
+    const now = this.now().getTime();
+    const until = Math.max(this.issuedUntil, now + this.defaultTtlSeconds * 1000);
+    const keep = new Set(
+      splitCertificates(bundle.rootCertPem).map((p) => new X509Certificate(p).fingerprint256),
+    );
+    const previous = [
+      ...splitCertificates(this.bundle.rootCertPem).map((pem) => ({ pem, until })),
+      ...this.retained,
+    ];
+    const retained: typeof this.retained = [];
+    for (const r of previous) {
+      const cert = new X509Certificate(r.pem);
+      const fingerprint = cert.fingerprint256;
+      if (keep.has(fingerprint)) continue;
+      keep.add(fingerprint);
+      const capped = Math.min(r.until, new Date(cert.validTo).getTime());
+      if (capped > now) retained.push({ pem: cert.toString(), fingerprint, until: capped });
+    }
+    this.retained = retained;
     this.bundle = bundle;
+    this.issuedUntil = 0;
+    this.published = undefined;
   }
 
   /**
@@ -100,6 +148,8 @@ export class MeshCa {
     const now = this.now();
     const bundle = this.bundle;
     const notAfter = new Date(Math.min(now.getTime() + ttl * 1000, bundle.notAfter.getTime()));
+    if (bundle === this.bundle && notAfter.getTime() > this.issuedUntil)
+      this.issuedUntil = notAfter.getTime();
     const leaf = buildLeafCertificate(bundle.issuer, {
       spkiDer: csr.spkiDer,
       uris: [spiffeId],
@@ -111,7 +161,7 @@ export class MeshCa {
     });
     return {
       certChain: [leaf, ...bundle.intermediatesPem],
-      rootCert: bundle.rootCertPem,
+      rootCert: this.rootCertPem,
       spiffeId,
       notAfter,
     };

@@ -18,12 +18,15 @@ import { createLogger } from '../util/log.js';
 import { type AdmissionHandler, type AdmissionServer, startAdmissionServer } from '../webhook/server.js';
 import { validateAdmission } from '../webhook/validate-handler.js';
 import { describeApiError, loadKubeConfig } from './kube.js';
+import { LeaderElector } from './leader.js';
 import { type RunningReconciler, startReconciler } from './reconcile.js';
 import { ensureWebhookCerts, webhookNames } from './webhook-certs.js';
 import { registerWebhooks } from './webhook-registration.js';
 
 const CERT_SECRET = 'isthmus-webhook-certs';
 const REGISTRATION_INTERVAL_MS = 30_000;
+/** Lease of the root publisher (istiod: istio-namespace-controller-election), apart from the reconciler's. */
+const ROOT_PUBLISHER_LEASE = 'isthmus-namespace-controller';
 
 export interface ControllerOptions {
   kubeconfig?: string;
@@ -122,21 +125,34 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     timer.unref();
   }
   // The CA (after registration, so a broken `cacerts` never holds up the webhooks): root from
-  // Secret cacerts / istio-ca-secret, istio-ca-root-cert synced into namespaces every 60 s until
-  // the namespace informer publishes on events.
+  // Secret cacerts (hot-reloaded) / istio-ca-secret; istio-ca-root-cert published on Namespace
+  // and ConfigMap watch events, by the holder of its own Lease when leader election is on.
+  let rootElector: LeaderElector | undefined;
   const ca =
     opts.caPort === undefined
       ? undefined
-      : await retry('start the mesh CA', log, () =>
-          startMeshCa({
+      : await retry('start the mesh CA', log, () => {
+          const rest = restFromKubeConfig(kc, 'isthmus-controller');
+          if (opts.leaderElection !== false)
+            rootElector ??= new LeaderElector({
+              rest,
+              namespace: opts.namespace,
+              name: ROOT_PUBLISHER_LEASE,
+              onStartedLeading: () => ca?.rootPublisher?.kick(),
+              log,
+            });
+          const elector = rootElector;
+          return startMeshCa({
             core,
             authn: kc.makeApiClient(AuthenticationV1Api),
+            rest,
             namespace: opts.namespace,
             port: opts.caPort!,
             ...(opts.webhookHost ? { host: opts.webhookHost } : {}),
-            rootSyncIntervalMs: 60_000,
-          }),
-        );
+            ...(elector ? { isLeader: () => elector.isLeader() } : {}),
+          });
+        });
+  rootElector?.start();
 
   const reconciler = opts.reconcile
     ? await retry('start the reconcile loop', log, () =>
@@ -157,6 +173,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     async stop() {
       if (timer) clearInterval(timer);
       await reconciler?.stop();
+      await rootElector?.stop();
       await ca?.close();
       await admission.close();
     },

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,9 @@ import { createSelfSignedMaterial, loadCaBundle } from '../../src/ca/bundle.js';
 import { type CaServer, startCaServer } from '../../src/ca/server.js';
 import { TokenAuthenticator, type TokenReviewFn } from '../../src/ca/token-review.js';
 import { createLogger } from '../../src/util/log.js';
-import { fakeJwt } from '../ca/helpers.js';
+import { fakeJwt, pluggedMaterialFixture } from '../ca/helpers.js';
+
+const pemCount = (pem: string) => (pem.match(/BEGIN CERTIFICATE/g) ?? []).length;
 
 const quiet = createLogger('agent-test');
 quiet.silent = true;
@@ -168,6 +171,29 @@ describe('agent/CertificateManager (local CA, fake TokenReview)', function () {
     expect((await peerNotAfter()).getTime()).to.equal(third.notAfter.getTime());
     m.stop();
     await new Promise<void>((r) => tlsServer.close(() => r()));
+  });
+
+  it('renews at once when the mounted root changes (the CA switched to a plugged cacerts)', async () => {
+    const rootPath = join(dir, 'root-cert.pem');
+    writeFileSync(rootPath, ca.rootCertPem);
+    const m = manager({ caRootPem: undefined, caRootPath: rootPath, rootWatchIntervalMs: 50 });
+    m.start();
+    const first = await m.whenReady();
+    expect(pemCount(first.rootPem)).to.equal(1);
+    const { material } = pluggedMaterialFixture();
+    ca.setBundle(loadCaBundle(material, 'plugged'));
+    const next = once<[WorkloadCertificate, string]>(m, 'certificate');
+    writeFileSync(rootPath, ca.rootCertPem); // what kubelet does with the republished ConfigMap
+    const [cert, reason] = await next;
+    expect(reason).to.equal('rotation');
+    // Trusts the new root and the replaced one; the leaf now chains to the plugged root.
+    expect(pemCount(cert.rootPem)).to.equal(2);
+    const chain = cert.certChainPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)!;
+    expect(chain).to.have.length(2);
+    expect(
+      new X509Certificate(chain[1]!).verify(new X509Certificate(material.rootCertPem).publicKey),
+    ).to.equal(true);
+    m.stop();
   });
 
   it('whenReady rejects when stopped before the first certificate', async () => {

@@ -107,6 +107,35 @@ describe('ca/authority', () => {
     expect(signed.notAfter.getTime()).to.be.at.most(bundle.notAfter.getTime());
   });
 
+  it('after setBundle trusts the replaced root until its last leaf has expired, then only the new one', async () => {
+    let now = Date.now();
+    const old = loadCaBundle(createSelfSignedMaterial('cluster.local'), 'self-signed');
+    const ca = new MeshCa(old, {
+      trustDomain: 'cluster.local',
+      defaultTtlSeconds: 3600,
+      now: () => new Date(now),
+    });
+    const issued = ca.signWorkload(createCsr(await generateWorkloadKey()), SA, 7200);
+    const { material } = pluggedMaterialFixture();
+    const plugged = loadCaBundle(material, 'plugged');
+    ca.setBundle(plugged);
+    const fps = (pem: string) =>
+      pemBlocks(pem, 'CERTIFICATE').map((der) => new X509Certificate(der).fingerprint256);
+    const newRoot = new X509Certificate(material.rootCertPem).fingerprint256;
+    const oldRoot = new X509Certificate(old.rootCertPem).fingerprint256;
+    expect(fps(ca.rootCertPem)).to.deep.equal([newRoot, oldRoot]);
+    const next = ca.signWorkload(createCsr(await generateWorkloadKey()), SA);
+    expect(fps(next.rootCert)).to.deep.equal([newRoot, oldRoot]);
+    // The leaf issued under the old root lives 2 h (longer than the 1 h default): kept until then.
+    now = issued.notAfter.getTime() - 1000;
+    expect(fps(ca.rootCertPem)).to.deep.equal([newRoot, oldRoot]);
+    now = issued.notAfter.getTime() + 1;
+    expect(fps(ca.rootCertPem)).to.deep.equal([newRoot]);
+    // Setting the same roots again keeps nothing extra.
+    ca.setBundle(plugged);
+    expect(fps(ca.rootCertPem)).to.deep.equal([newRoot]);
+  });
+
   (hasOpenssl ? it : it.skip)(
     'openssl verifies the issued chain, also from an EC P-256 plugged CA',
     async () => {

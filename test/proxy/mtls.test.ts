@@ -278,6 +278,64 @@ describe('mesh mTLS between sidecars (loopback, real TLS)', () => {
       }),
     ).to.equal('200');
   });
+  it('resumes TLS sessions between sidecars (tickets), keeping the peer identity', async () => {
+    // Short-lived upstream connections: new mTLS connections keep being opened.
+    const { server, client } = await pair({
+      inbound: { mode: 'STRICT' },
+      client: { maxRequestsPerConnection: 1 },
+    });
+    for (let i = 0; i < 6; i++) expect((await send(client.outboundPort)).status).to.equal(200);
+    const stats = server.proxy.inboundTls!.stats;
+    expect(stats.terminated).to.be.at.least(2);
+    // The first connection is a full handshake; later ones offer its ticket.
+    expect(stats.resumed).to.be.at.least(1);
+    expect(stats.resumed).to.be.below(stats.terminated);
+    // Every request, on resumed connections too, carries the verified client identity.
+    expect(
+      sample(server.proxy.prometheus(), 'istio_requests_total', {
+        reporter: 'destination',
+        source_principal: SPIFFE('shop', 'productpage'),
+        connection_security_policy: 'mutual_tls',
+        response_code: '200',
+      }),
+    ).to.equal(6);
+  });
+
+  it('a ticket is resumed by the server until its certificate rotates; then the handshake is full, not an error', async () => {
+    const { server } = await pair({ inbound: { mode: 'STRICT' } });
+    const own = await issue(ca, 'shop', 'productpage');
+    let session: Buffer | undefined;
+    const once = () =>
+      new Promise<string>((resolve) => {
+        const s = tls.connect({
+          port: server.inboundPort,
+          host: '127.0.0.1',
+          ca: ca.rootCertPem,
+          cert: own.certChainPem,
+          key: own.keyPem,
+          ALPNProtocols: ['istio-http/1.1', 'istio'],
+          checkServerIdentity: () => undefined,
+          ...(session ? { session } : {}),
+        });
+        let data = '';
+        let reused = false;
+        s.on('session', (b: Buffer) => (session = b));
+        s.on('secureConnect', () => {
+          reused = s.isSessionReused();
+        });
+        s.on('secureConnect', () =>
+          s.write('GET / HTTP/1.1\r\nhost: reviews:9080\r\nconnection: close\r\n\r\n'),
+        );
+        s.on('data', (d: Buffer) => (data += d.toString('latin1')));
+        s.on('error', (e) => resolve(`error: ${e.message}`));
+        s.on('close', () => resolve(`${data.slice(9, 12)}${reused ? ' resumed' : ''}`));
+      });
+    expect(await once()).to.equal('200');
+    expect(session).to.not.equal(undefined);
+    expect(await once()).to.equal('200 resumed');
+    serverCerts.set(await issue(ca, 'shop', 'reviews')); // new context: the ticket is unknown
+    expect(await once()).to.equal('200');
+  });
 });
 
 describe('mesh mTLS rotation under load (CertificateManager, 3 s certificates)', () => {

@@ -26,6 +26,7 @@ import {
   rateLimitHeaders,
   wwwAuthenticate,
 } from '../../authz/index.js';
+import { clientAddressFromXff } from '../../authz/xff.js';
 import type { InboundSecurity } from '../../tables/security.js';
 import { Flag } from '../flags.js';
 import { capturedOf } from '../sidecar/captured.js';
@@ -39,6 +40,8 @@ export interface SecuredHandler {
   readonly spec: { readonly port: number };
   readonly recorder: {
     readonly log: { debug(message: string): unknown; error(message: string): unknown };
+    /** Tracing / access log (null when off): records the dry-run and AUDIT outcome. */
+    readonly telemetry: { noteAuthz(stream: Downstream, d: AuthzDecision): void } | null;
   };
   /** Routing and the route's action, with the (normalized) target and the (JWT-edited) headers. */
   routeRequest(
@@ -62,9 +65,14 @@ export interface SecuredHandler {
 }
 
 const SECURITY: unique symbol = Symbol('isthmus.inboundSecurity');
+/** On the runtime: numTrustedProxies when a policy in force reads the client address, else -1. */
+const REMOTE_IP_HOPS: unique symbol = Symbol('isthmus.remoteIpHops');
 
 interface WithSecurity {
   [SECURITY]?: InboundSecurityRuntime | null;
+}
+interface WithRemoteIpHops {
+  [REMOTE_IP_HOPS]?: number;
 }
 
 /** The runtime of a config version, null when its tables have no (or an empty) security section. */
@@ -83,10 +91,27 @@ function isEmpty(s: InboundSecurity | undefined): boolean {
   );
 }
 
+/** Whether any policy reads the original client address (remoteIpBlocks, notRemoteIpBlocks, remote.ip). */
+export function usesRemoteIp(s: InboundSecurity | undefined): boolean {
+  for (const p of s?.policies ?? [])
+    for (const r of p.rules ?? []) {
+      for (const f of r.from ?? [])
+        if (f.source.remoteIpBlocks?.length || f.source.notRemoteIpBlocks?.length) return true;
+      for (const c of r.when ?? []) if (c.key === 'remote.ip') return true;
+    }
+  return false;
+}
+
 /** One per proxy: the runtime and whether the current config enforces anything. */
 export class InboundSecurityState {
   readonly runtime = new InboundSecurityRuntime();
   private active = false;
+  /**
+   * ProxyConfig `gatewayTopology.numTrustedProxies` (env PROXY_CONFIG): how many proxies in
+   * front of this one append to X-Forwarded-For and are trusted (authz/xff.ts). Takes effect
+   * with the next config applied.
+   */
+  xffNumTrustedHops = 0;
 
   /**
    * Applies a config's section and attaches the runtime to its snapshot. A section the engine
@@ -100,6 +125,10 @@ export class InboundSecurityState {
     try {
       this.runtime.apply(section ?? {});
       this.active = !isEmpty(section);
+      // Only a config whose policies read remote.ip pays for parsing X-Forwarded-For.
+      (this.runtime as WithRemoteIpHops)[REMOTE_IP_HOPS] = usesRemoteIp(section)
+        ? this.xffNumTrustedHops
+        : -1;
     } catch (err) {
       if (!(err instanceof AuthzCompileError)) throw err;
       log.warn(`security section of ${snap.version} rejected, previous policies kept: ${err.message}`);
@@ -247,7 +276,11 @@ export function admitInbound(
     a.requestPrincipal = jwt.principal;
     a.claims = jwt.claims;
   }
+  const hops = (sec as WithRemoteIpHops)[REMOTE_IP_HOPS] ?? -1;
+  if (hops >= 0) a.remoteIp = clientAddressFromXff(a.header('x-forwarded-for'), hops);
   const d = sec.engine.authorize(a, decision);
+  if (d.dryRunAllowResult !== '' || d.dryRunDenyResult !== '') sec.dryRun.count(a.destinationPort, d);
+  h.recorder.telemetry?.noteAuthz(stream, d);
   if (!d.allowed) {
     h.recorder.log.debug(`rbac_access_denied: ${d.reason} policy=${d.policy} rule=${d.ruleId}`);
     h.localDone(stream, startMs, 403, BODY_DENIED, [], 0);

@@ -4,6 +4,7 @@
  * it), swapped atomically when the agent rotates the certificate. Connections already open
  * keep the context they were made with; new ones take the current one, client and server side.
  */
+import { constants } from 'node:crypto';
 import tls from 'node:tls';
 import type { Logger } from 'winston';
 import type { WorkloadCertificate } from '../../agent/accept.js';
@@ -26,6 +27,43 @@ export function trustDomainPrefix(spiffeId: string): string {
   if (!spiffeId.startsWith('spiffe://')) return '';
   const slash = spiffeId.indexOf('/', 'spiffe://'.length);
   return slash < 0 ? '' : spiffeId.slice(0, slash + 1);
+}
+
+/*
+ * Resumed sessions (tickets) live OpenSSL's default 7200 s, as Envoy's session_timeout default;
+ * a resumed connection skips the certificate exchange and keeps the identity verified when the
+ * session was made. A new certificate makes a new context with new ticket keys, so rotation
+ * ends every session made before it. (Setting `sessionTimeout` here made rare handshakes fail
+ * across 3-second rotations in test/proxy/mtls.test.ts; not investigated further.)
+ */
+const SESSION_ID_CONTEXT = 'isthmus-mesh-mtls';
+
+/**
+ * The context of a workload certificate, client and server side, with TLS session resumption.
+ * OpenSSL refuses to resume a session with a verified client certificate unless the server
+ * context has a session id context (and then fails the handshake with an internal error, so a
+ * peer caching sessions, as Envoy does, would break): tls.Server sets one on its contexts; our
+ * inbound path wraps sockets itself, so it sets one here. Should Node's internal setter ever be
+ * missing, tickets are turned off instead and every handshake is full.
+ */
+export function meshSecureContext(cert: Pick<WorkloadCertificate, 'keyPem' | 'certChainPem' | 'rootPem'>) {
+  const ctx = tls.createSecureContext({
+    key: cert.keyPem,
+    cert: cert.certChainPem,
+    ca: cert.rootPem,
+    minVersion: 'TLSv1.2',
+  });
+  const native = (ctx as unknown as { context?: { setSessionIdContext?: (id: string) => void } }).context;
+  if (typeof native?.setSessionIdContext === 'function') native.setSessionIdContext(SESSION_ID_CONTEXT);
+  else
+    return tls.createSecureContext({
+      key: cert.keyPem,
+      cert: cert.certChainPem,
+      ca: cert.rootPem,
+      minVersion: 'TLSv1.2',
+      secureOptions: constants.SSL_OP_NO_TICKET,
+    });
+  return ctx;
 }
 
 export class MeshIdentity {
@@ -58,12 +96,7 @@ export class MeshIdentity {
   install(cert: WorkloadCertificate, reason: 'initial' | 'rotation' = 'rotation'): void {
     let ctx: tls.SecureContext;
     try {
-      ctx = tls.createSecureContext({
-        key: cert.keyPem,
-        cert: cert.certChainPem,
-        ca: cert.rootPem,
-        minVersion: 'TLSv1.2',
-      });
+      ctx = meshSecureContext(cert);
     } catch (err) {
       // Keep the previous context: a bad certificate must not take the workload offline.
       this.log.error(

@@ -23,6 +23,8 @@ import { PeerIdentity, setPeer, spiffeIdsOf } from './peer.js';
 export class InboundTlsStats {
   /** Handshakes completed with an accepted peer. */
   terminated = 0;
+  /** Of those, abbreviated handshakes resuming an earlier session (ticket). */
+  resumed = 0;
   /** Handshakes that failed (no/invalid client certificate, protocol errors, timeouts). */
   handshakeFailed = 0;
   /** Peers with a valid chain but no SPIFFE identity of our trust domain. */
@@ -133,7 +135,10 @@ export class InboundTls {
         t.destroy();
         return;
       }
-      const ids = spiffeIdsOf(t.getPeerCertificate()?.subjectaltname);
+      // The X509Certificate view reads the SAN natively; getPeerCertificate() would build a
+      // JS object of every field (~0.3 ms per connection). On a resumed session this is the
+      // certificate verified when the session was made.
+      const ids = spiffeIdsOf(t.getPeerX509Certificate()?.subjectAltName);
       const prefix = this.identity.trustPrefix;
       const principal = ids.find((id) => prefix === '' || id.startsWith(prefix));
       if (principal === undefined) {
@@ -146,6 +151,7 @@ export class InboundTls {
         return;
       }
       this.stats.terminated++;
+      if (t.isSessionReused()) this.stats.resumed++;
       // tls.Server clears this once a server socket is secure; node:http2 waits on it otherwise.
       (t as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       const sni = (t as TLSSocket & { servername?: string | false }).servername;

@@ -32,6 +32,14 @@ export class PeerIdentityError extends Error {
 }
 
 const WARN_INTERVAL_MS = 10_000;
+/** Upstream endpoints whose TLS session is kept for resumption, per cluster (oldest dropped). */
+const MAX_SESSIONS = 256;
+
+interface CachedSession {
+  session: Buffer;
+  /** MeshIdentity.version the session was made with (a rotated certificate starts afresh). */
+  version: number;
+}
 
 /** How one cluster originates TLS; shared by the cluster's endpoints (and their pools). */
 export class UpstreamTls {
@@ -46,6 +54,14 @@ export class UpstreamTls {
   /** SIMPLE/MUTUAL: built once; an Error when the files cannot be read. */
   private readonly own: tls.SecureContext | Error | null;
   private lastWarn = 0;
+  /**
+   * ISTIO_MUTUAL: the last TLS session (ticket) per endpoint `host:port`, offered on the next
+   * connection so it resumes without a certificate exchange, as Envoy's upstream session cache
+   * does. The server decides whether to resume (its tickets last up to 7200 s and die with its
+   * certificate); a resumed session still goes through checkServerIdentity, on the certificate
+   * verified when it was made.
+   */
+  private readonly sessions = new Map<string, CachedSession>();
   readonly checkIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
 
   constructor(cluster: string, def: ClusterTls, identity: MeshIdentity | null, log: Logger) {
@@ -88,17 +104,32 @@ export class UpstreamTls {
     }
     const sni = this.tls.sni ?? (isIP(host) === 0 ? host : undefined);
     const alpn = istio ? ALPN[use] : (this.tls.alpn ?? PLAIN_ALPN[use]);
+    const version = this.identity?.version ?? 0;
+    const key = istio ? `${host}:${port}` : '';
+    const cached = istio ? this.sessions.get(key) : undefined;
     const s = tls.connect({
       host,
       port,
       secureContext: ctx,
       ...(sni !== undefined ? { servername: sni } : {}),
       ...(alpn !== undefined ? { ALPNProtocols: [...alpn] } : {}),
+      ...(cached !== undefined && cached.version === version ? { session: cached.session } : {}),
       rejectUnauthorized: this.tls.insecureSkipVerify !== true,
       checkServerIdentity: this.checkIdentity,
     });
     s.setNoDelay(true);
+    if (istio) s.on('session', (session: Buffer) => this.keepSession(key, session, version));
     return s;
+  }
+
+  private keepSession(key: string, session: Buffer, version: number): void {
+    if (version !== (this.identity?.version ?? 0)) return;
+    this.sessions.delete(key); // re-insert: most recent last
+    if (this.sessions.size >= MAX_SESSIONS) {
+      const oldest = this.sessions.keys().next().value;
+      if (oldest !== undefined) this.sessions.delete(oldest);
+    }
+    this.sessions.set(key, { session, version });
   }
 
   /** An undici connector (HTTP/1.1 pools) that dials through connect(), bounded by `timeoutMs`. */
