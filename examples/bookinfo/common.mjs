@@ -105,9 +105,30 @@ export function upstream(name) {
   return (process.env[`${name.toUpperCase()}_URL`] || `http://${name}:9080`).replace(/\/$/, '');
 }
 
+/** x-request-ids already answered by /flaky/<code> (bounded: the oldest are forgotten). */
+const seenRequestIds = new Set();
+const SEEN_MAX = 10_000;
+
+/** First sight of this request's x-request-id? (no id: every request is a first attempt) */
+function firstAttempt(req) {
+  const id = req.headers['x-request-id'];
+  if (typeof id !== 'string' || id === '') return true;
+  if (seenRequestIds.has(id)) return false;
+  if (seenRequestIds.size >= SEEN_MAX) seenRequestIds.delete(seenRequestIds.values().next().value);
+  seenRequestIds.add(id);
+  return true;
+}
+
 /**
  * Starts the service. `routes` maps a path (exact) or a RegExp to a handler (req, res, match).
- * Every service also answers /health and /status/<code> (a response with that status, for tests).
+ * Every service also answers, for tests and demos of the mesh's traffic policies:
+ *   /health            200
+ *   /status/<code>     a response with that status
+ *   /delay/<ms>        200 after <ms> milliseconds (at most 60000)
+ *   /flaky/<code>      <code> to the first attempt of each request, 200 to the next ones: attempts
+ *                      of one request share its `x-request-id` (the sidecar sets it once, retries
+ *                      keep it), so a retry policy covering <code> turns every failure into a 200.
+ *                      The ids seen are kept per pod, so run one pod of the service for this.
  */
 export function serve(name, routes) {
   const port = Number(process.env.PORT || 9080);
@@ -117,6 +138,17 @@ export function serve(name, routes) {
     if (path === '/health') return sendJson(res, 200, { status: 'ok', service: name, pod: POD });
     const status = /^\/status\/(\d{3})$/.exec(path);
     if (status) return sendJson(res, Number(status[1]), { service: name, pod: POD, status: Number(status[1]) });
+    const delay = /^\/delay\/(\d{1,5})$/.exec(path);
+    if (delay) {
+      const ms = Math.min(Number(delay[1]), 60_000);
+      return setTimeout(() => sendJson(res, 200, { service: name, pod: POD, delayMs: ms }), ms);
+    }
+    const flaky = /^\/flaky\/(\d{3})$/.exec(path);
+    if (flaky) {
+      const first = firstAttempt(req);
+      const code = first ? Number(flaky[1]) : 200;
+      return sendJson(res, code, { service: name, pod: POD, status: code, firstAttempt: first });
+    }
     for (const [pattern, handler] of table) {
       const match = pattern.startsWith('^') ? new RegExp(pattern).exec(path) : path === pattern ? [path] : null;
       if (!match) continue;

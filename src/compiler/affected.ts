@@ -143,7 +143,11 @@ export function affectedWorkloads(
         tables = versions.some((v) => scopes.some((s) => vsAffects(v as VirtualServiceConfig, s)));
       else if (kind === 'DestinationRule')
         tables = versions.some((v) => scopes.some((s) => drAffects(v, s, w, root)));
-      else if (kind === 'AuthorizationPolicy' || kind === 'RequestAuthentication')
+      else if (
+        kind === 'AuthorizationPolicy' ||
+        kind === 'RequestAuthentication' ||
+        kind === 'PeerAuthentication'
+      )
         tables = versions.some((v) => v.namespace === w.namespace || v.namespace === root);
     }
     if (!tables)

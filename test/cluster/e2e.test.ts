@@ -6,37 +6,21 @@ import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { PROJECT_ROOT as REPO_ROOT } from '../../src/util/paths.js';
+import { bookinfoCluster, MESHED, PLAIN, SAMPLE_APPS, waitFor } from './bookinfo.js';
 import type { Cluster } from './cluster.js';
 import { IMAGES } from './config.js';
-import { installMesh } from './mesh.js';
-import {
-  bookinfoManifest,
-  clientPod,
-  isReady,
-  listPods,
-  loadFromPod,
-  podNatTable,
-  summarize,
-  waitForPods,
-} from './pods.js';
-import { CLUSTER_TIMEOUT_MS, getSharedCluster, stopSharedCluster } from './shared.js';
-
-const MESHED = 'bookinfo';
-const PLAIN = 'plain';
-const SAMPLE_APPS = ['details', 'ratings', 'reviews', 'productpage'];
+import { isReady, listPods, loadFromPod, podNatTable, summarize, waitForPods } from './pods.js';
+import { CLUSTER_TIMEOUT_MS, stopSharedCluster } from './shared.js';
 
 const initStatus = (p: V1Pod) => (p.status?.initContainerStatuses ?? []).find((c) => c.name === 'istio-init');
 const names = (list?: { name: string }[]) => (list ?? []).map((c) => c.name);
 let last = '';
 
-async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
+// A root hook (outside any describe): the cluster goes down once, after every cluster suite.
+after(async function () {
+  this.timeout(120_000);
+  await stopSharedCluster();
+});
 
 describe('cluster e2e: install, injection and traffic on real pods @integration', function () {
   this.timeout(5 * 60_000);
@@ -44,40 +28,7 @@ describe('cluster e2e: install, injection and traffic on real pods @integration'
 
   before(async function () {
     this.timeout(CLUSTER_TIMEOUT_MS);
-    cluster = await getSharedCluster();
-    process.stderr.write(`[cluster] start time: ${cluster.startSeconds.toFixed(1)}s\n`);
-    await installMesh(cluster);
-    await cluster.kubectlOk(['create', 'namespace', MESHED]);
-    await cluster.kubectlOk(['label', 'namespace', MESHED, 'istio-injection=enabled']);
-    await cluster.kubectlOk(['create', 'namespace', PLAIN]);
-    // The sidecar mounts ConfigMap istio-ca-root-cert: the controller's CA publishes it into every
-    // namespace (a periodic sync for now), so the injected pods wait for it.
-    await waitFor('the controller to publish istio-ca-root-cert into the new namespace', 90_000, async () => {
-      const res = await cluster.kubectl([
-        '-n',
-        MESHED,
-        'get',
-        'configmap',
-        'istio-ca-root-cert',
-        '-o',
-        'name',
-      ]);
-      return res.code === 0;
-    });
-    const manifest = bookinfoManifest();
-    await cluster.kubectlOk(['-n', MESHED, 'apply', '-f', '-'], { input: manifest });
-    await cluster.kubectlOk(['-n', PLAIN, 'apply', '-f', '-'], { input: manifest });
-    await cluster.kubectlOk(['-n', MESHED, 'apply', '-f', '-'], {
-      input: clientPod('uninjected-client', IMAGES.bookinfo, { 'sidecar.istio.io/inject': 'false' }),
-    });
-    await cluster.kubectlOk(['-n', PLAIN, 'apply', '-f', '-'], {
-      input: clientPod('client', IMAGES.bookinfo),
-    });
-  });
-
-  after(async function () {
-    this.timeout(120_000);
-    await stopSharedCluster();
+    cluster = await bookinfoCluster();
   });
 
   it('the controller runs as a pod in istio-system and the apiserver reaches its webhooks through the Service', async () => {
@@ -401,5 +352,6 @@ spec:
     process.stderr.write(
       `[cluster] new split observed ${Date.now() - applied} ms after kubectl apply returned\n`,
     );
+    await cluster.kubectlOk(['-n', MESHED, 'delete', 'virtualservice/reviews', 'destinationrule/reviews']);
   });
 });

@@ -125,7 +125,7 @@ const out = { total: 0, statuses: {}, versions: {}, errors: [] };
   for (let i = 0; i < ${count}; i++) {
     out.total++;
     try {
-      const res = await fetch(${JSON.stringify(url)}, { headers: { connection: 'close', ...${JSON.stringify(headers)} }, signal: AbortSignal.timeout(5000) });
+      const res = await fetch(${JSON.stringify(url)}, { headers: { connection: 'close', ...${JSON.stringify(headers)} }, signal: AbortSignal.timeout(15000) });
       out.statuses[res.status] = (out.statuses[res.status] || 0) + 1;
       const body = await res.json().catch(() => ({}));
       const v = body.reviewsVersion || body.version || 'none';

@@ -49,6 +49,20 @@ describe('affectedWorkloads (push scoping)', () => {
     expect(affectedWorkloads(base.snapshot, next, all).tables).to.deep.equal([]);
   });
 
+  it('a PeerAuthentication reaches the workloads of its namespace (STRICT applies without a restart)', () => {
+    const strict = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'default', namespace: 'shop' },
+      spec: { mtls: { mode: 'STRICT' } },
+    };
+    const next = buildSnapshot([...objects, strict]);
+    expect(names(affectedWorkloads(base.snapshot, next, all).tables)).to.deep.equal([
+      'shop/productpage-v1',
+      'shop/reviews-v1',
+    ]);
+  });
+
   it('an endpoint change touches endpoints documents only, of the workloads that see the service', () => {
     const changed = objects.map((o) => {
       const x = o as { kind?: string; metadata?: { name?: string }; status?: { podIP?: string } };
