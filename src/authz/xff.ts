@@ -7,7 +7,7 @@
  * pod's `proxy.istio.io/config`, which the proxy receives as env PROXY_CONFIG).
  */
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
+import { fromProxyConfigEnv, PROXY_CONFIG_ENV } from '../api/proxy-config.js';
 
 /** Largest accepted numTrustedProxies (a longer chain of proxies is a configuration mistake). */
 const MAX_TRUSTED_HOPS = 64;
@@ -55,17 +55,6 @@ export function numTrustedProxiesFromProxyConfig(pc: unknown): number {
 }
 
 /** The same from env PROXY_CONFIG (JSON or YAML); errors start with the variable's name. */
-export function numTrustedProxiesFromEnv(value: string | undefined, name = 'PROXY_CONFIG'): number {
-  if (value === undefined || value.trim() === '') return 0;
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(value);
-  } catch (err) {
-    throw new Error(`${name}: not JSON or YAML (${(err as Error).message.split('\n')[0]})`);
-  }
-  try {
-    return numTrustedProxiesFromProxyConfig(parsed);
-  } catch (err) {
-    throw new Error(`${name}: ${(err as Error).message}`);
-  }
+export function numTrustedProxiesFromEnv(value: string | undefined, name = PROXY_CONFIG_ENV): number {
+  return fromProxyConfigEnv(value, numTrustedProxiesFromProxyConfig, name) ?? 0;
 }

@@ -24,6 +24,7 @@ import { warningCode } from '../compiler/warnings.js';
 import type { ReflectorLogger } from '../config-source/kubernetes-reflector.js';
 import { KubeApiError, type KubeObject, type KubeRest } from '../config-source/kubernetes-rest.js';
 import { canonicalJson } from '../registry/hash.js';
+import { SerialPass } from '../util/serial-pass.js';
 import { type AnalyzedDocument, analyze } from '../validation/analyze.js';
 import type { Finding } from '../validation/findings.js';
 import { MESSAGES, type MessageLevel, type MessageName } from '../validation/messages.js';
@@ -189,55 +190,28 @@ export class StatusWriter {
   private analysis: { key: string; byKey: Map<string, AnalyzedDocument> } | undefined;
   /** Object key -> [resourceVersion it had when we wrote, comparable we wrote] (until the watch catches up). */
   private readonly inflight = new Map<string, [string, string]>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private dirty = false;
-  private retryMs = 0;
-  private closed = false;
-  private idleWaiters: Array<() => void> = [];
+  private readonly passes = new SerialPass(() => this.pass());
 
   constructor(private readonly opts: StatusWriterOptions) {}
 
   /** The compile warnings of the latest snapshot (all classes); statuses follow. */
   update(warnings: readonly CompileWarning[]): void {
     this.warnings = warnings;
-    this.schedule(0);
+    this.passes.schedule(0);
   }
 
   /** After gaining leadership: write whatever differs. */
   resync(): void {
     this.inflight.clear();
-    this.schedule(0);
+    this.passes.schedule(0);
   }
 
   idle(): Promise<void> {
-    if (!this.timer && !this.running) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
+    return this.passes.idle();
   }
 
   close(): void {
-    this.closed = true;
-    clearTimeout(this.timer);
-  }
-
-  private schedule(ms: number): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.dirty = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.pass().finally(() => {
-        this.running = undefined;
-        if (this.dirty) {
-          this.dirty = false;
-          this.schedule(0);
-        } else if (this.retryMs) this.schedule(this.retryMs);
-        if (!this.timer && !this.running) for (const w of this.idleWaiters.splice(0)) w();
-      });
-    }, ms);
+    this.passes.close();
   }
 
   private analyzed(objects: readonly KubeObject[]): Map<string, AnalyzedDocument> {
@@ -257,7 +231,7 @@ export class StatusWriter {
   }
 
   private async pass(): Promise<void> {
-    this.retryMs = 0;
+    this.passes.succeeded();
     if (!this.warnings || !this.opts.isLeader()) return;
     const objects = this.opts.objects().filter((o) => STATUS_KINDS.has(o.kind ?? ''));
     const byResource = new Map<string, CompileWarning[]>();
@@ -338,7 +312,7 @@ export class StatusWriter {
       if (err instanceof KubeApiError && err.code === 404) return; // deleted meanwhile
       this.stats.errors++;
       this.stats.lastError = err instanceof Error ? err.message : String(err);
-      this.retryMs = Math.min(Math.max(this.retryMs * 2, 500), 10_000);
+      this.passes.backoff();
       this.opts.log?.warn('could not write the status of a mesh resource; retrying', {
         resource: key,
         error: this.stats.lastError,

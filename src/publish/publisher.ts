@@ -18,6 +18,7 @@ import {
   type KubeRest,
 } from '../config-source/kubernetes-rest.js';
 import { canonicalJson, shortHash } from '../registry/hash.js';
+import { SerialPass } from '../util/serial-pass.js';
 import {
   CONFIG_LABEL,
   CONTENT_HASH,
@@ -92,14 +93,9 @@ export class Publisher {
   private scopeShards = new Map<string, number>();
   /** Scoped endpoint Roles (`isthmus-sidecar-endpoints-<scope>`) in the controller namespace. */
   private readonly scopeRoles = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private dirty = false;
   private needsReload = true;
-  private retryMs = 0;
-  private closed = false;
   private readonly log: ReflectorLogger;
-  private idleWaiters: Array<() => void> = [];
+  private readonly passes = new SerialPass(() => this.pass());
   /** The plan of the last successful pass. */
   lastPlan: PublishPlan | undefined;
 
@@ -115,49 +111,27 @@ export class Publisher {
   publish(classes: readonly ClassResult[], exportScopes?: ReadonlyMap<string, readonly string[]>): void {
     this.latest = classes;
     this.exportScopes = exportScopes;
-    this.schedule(this.opts.debounceMs ?? 100);
+    this.passes.schedule(this.opts.debounceMs ?? 100);
   }
 
   /** Forget what we believe exists and rewrite what differs (after gaining leadership). */
   resync(): void {
     this.needsReload = true;
-    this.schedule(0);
+    this.passes.schedule(0);
   }
 
   /** Resolves when no pass is pending or running. */
   idle(): Promise<void> {
-    if (!this.timer && !this.running) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
+    return this.passes.idle();
   }
 
   close(): void {
-    this.closed = true;
-    clearTimeout(this.timer);
-  }
-
-  private schedule(ms: number): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.dirty = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.pass().finally(() => {
-        this.running = undefined;
-        if (this.dirty) {
-          this.dirty = false;
-          this.schedule(0);
-        } else if (this.retryMs) this.schedule(this.retryMs);
-        if (!this.timer && !this.running) for (const w of this.idleWaiters.splice(0)) w();
-      });
-    }, ms);
+    this.passes.close();
   }
 
   private async pass(): Promise<void> {
     if (!this.latest || (this.opts.isLeader && !this.opts.isLeader())) {
-      this.retryMs = 0;
+      this.passes.succeeded();
       return;
     }
     const started = Date.now();
@@ -176,15 +150,15 @@ export class Publisher {
       this.shardCount = plan.shardCount;
       this.scopeShards = new Map([...plan.scopes].map(([k, v]) => [k, v.shards]));
       this.lastPlan = plan;
-      this.retryMs = 0;
+      this.passes.succeeded();
       this.stats.passes++;
       this.stats.lastPassMs = Date.now() - started;
     } catch (err) {
       this.stats.errors++;
       this.stats.lastError = err instanceof Error ? err.message : String(err);
-      this.retryMs = Math.min(Math.max(this.retryMs * 2, 500), 10_000);
+      const retryMs = this.passes.backoff();
       this.needsReload ||= !(err instanceof KubeApiError) || err.code === 0;
-      this.log.warn('publish failed; retrying', { error: this.stats.lastError, retryMs: this.retryMs });
+      this.log.warn('publish failed; retrying', { error: this.stats.lastError, retryMs });
     }
   }
 

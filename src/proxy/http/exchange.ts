@@ -56,6 +56,8 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
   readonly grpc: boolean;
   grpcStatus = -1;
   endpoint: EndpointState | null = null;
+  /** Hosts of the earlier tries (allocated on the first retry only). */
+  private triedHosts: EndpointState[] | null = null;
   body: Buffer | Readable | null;
   replayable: boolean;
   flags: number;
@@ -184,9 +186,13 @@ export class Exchange implements AttemptOwner, SlotWaiter, StreamOwner {
   private send(): void {
     let endpoint = this.cluster.pick(this);
     // Istio's default retry host predicate (previous_hosts, host_selection_retry_max_attempts 5):
-    // a retry avoids the host the last try went to whenever the balancer offers another one.
-    for (let i = 0; i < 5 && this.tries > 0 && endpoint !== undefined && endpoint === this.endpoint; i++)
-      endpoint = this.cluster.pick(this);
+    // a retry avoids every host an earlier try went to whenever the balancer offers another one.
+    if (this.tries > 0 && this.endpoint !== null) {
+      if (this.triedHosts === null) this.triedHosts = [this.endpoint];
+      else this.triedHosts.push(this.endpoint);
+      for (let i = 0; i < 5 && endpoint !== undefined && this.triedHosts.includes(endpoint); i++)
+        endpoint = this.cluster.pick(this);
+    }
     if (endpoint === undefined) {
       this.cluster.release();
       this.cluster.stats.rqNoHealthy++;

@@ -7,7 +7,7 @@
  *
  * Errors name the field: `PROXY_CONFIG: tracing.sampling: expected a number from 0 to 100, got "x"`.
  */
-import { parse as parseYaml } from 'yaml';
+import { fromProxyConfigEnv, PROXY_CONFIG_ENV } from '../../api/proxy-config.js';
 import type { AccessLogEncoding, AccessLogOptions } from './access-log.js';
 import { compileFormat } from './access-log.js';
 import type { TracingConfig } from './request-telemetry.js';
@@ -58,19 +58,11 @@ export function tracingFromProxyConfig(pc: unknown): TracingConfig | undefined {
 }
 
 /** Parses env `PROXY_CONFIG` (JSON or YAML); errors start with `PROXY_CONFIG:`. */
-export function tracingFromEnv(value: string | undefined, name = 'PROXY_CONFIG'): TracingConfig | undefined {
-  if (value === undefined || value.trim() === '') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = parseYaml(value);
-  } catch (err) {
-    throw new Error(`${name}: not JSON or YAML (${(err as Error).message.split('\n')[0]})`);
-  }
-  try {
-    return tracingFromProxyConfig(parsed);
-  } catch (err) {
-    throw new Error(`${name}: ${(err as Error).message}`);
-  }
+export function tracingFromEnv(
+  value: string | undefined,
+  name = PROXY_CONFIG_ENV,
+): TracingConfig | undefined {
+  return fromProxyConfigEnv(value, tracingFromProxyConfig, name);
 }
 
 /** `--trace-sampling` / flag values: a percentage 0..100. */
