@@ -1,16 +1,15 @@
 /**
  * Processes the proxy benchmark starts, one role each:
  *   upstream <port>                     1 KB responses, keep-alive
+ *   echo <port>                         TCP echo (for the TCP proxy path)
  *   node-proxy <port> <upstreamPort>    plain node:http server + http.request with a keep-alive Agent
  *   undici-proxy <port> <upstreamPort>  node:http server + undici Pool.request (peer baseline)
- *   isthmus <port> <upstreamPort>       the Isthmus sidecar proxy on a one-route config
- * Each prints "ready <port>" on stdout once listening.
+ * Each prints "ready <port>" on stdout once listening. The sidecars themselves run as the
+ * compiled `isthmus proxy` CLI (run.ts).
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-import { SidecarProxy } from '../../src/proxy/index.js';
-import { createLogger } from '../../src/proxy/log.js';
 
 const [role, portArg, upstreamArg] = process.argv.slice(2);
 const port = Number(portArg ?? 0);
@@ -29,6 +28,15 @@ async function main(): Promise<void> {
     });
     server.keepAliveTimeout = 60_000;
     server.listen(port, '127.0.0.1', () => announce(server));
+  } else if (role === 'echo') {
+    const server = net.createServer((s) => {
+      s.setNoDelay(true);
+      s.on('data', (d) => s.write(d));
+      s.on('error', () => {});
+    });
+    server.listen(port, '127.0.0.1', () =>
+      process.stdout.write(`ready ${(server.address() as AddressInfo).port}\n`),
+    );
   } else if (role === 'node-proxy') {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
     const server = http.createServer((req, res) => {
@@ -72,45 +80,6 @@ async function main(): Promise<void> {
     });
     server.keepAliveTimeout = 60_000;
     server.listen(port, '127.0.0.1', () => announce(server));
-  } else if (role === 'isthmus') {
-    const cluster = 'outbound|9080||upstream.bench.svc.cluster.local';
-    const proxy = new SidecarProxy({
-      adminPort: null,
-      statsPort: null,
-      healthPort: null,
-      logger: createLogger('error'),
-      listeners: { address: '127.0.0.1', ports: { bench: port } },
-    });
-    await proxy.start();
-    const r = await proxy.applyTables({
-      apiVersion: 'isthmus.io/tables/v1',
-      version: 'bench',
-      node: { name: 'bench-client', namespace: 'bench', app: 'bench', version: 'v1' },
-      listeners: [
-        { name: 'bench', direction: 'outbound', port: 9080, protocol: 'http', routeConfig: '9080' },
-      ],
-      routeConfigs: [
-        {
-          name: '9080',
-          virtualHosts: [
-            {
-              name: 'upstream',
-              domains: ['*'],
-              routes: [{ forward: { clusters: [{ cluster, weight: 1 }] } }],
-            },
-          ],
-        },
-      ],
-      clusters: [
-        {
-          name: cluster,
-          service: { host: 'upstream.bench.svc.cluster.local', name: 'upstream', namespace: 'bench' },
-        },
-      ],
-      endpoints: { [cluster]: [{ address: '127.0.0.1', port: upstreamPort }] },
-    });
-    if (!r.ok) throw new Error(JSON.stringify(r.errors));
-    process.stdout.write(`ready ${proxy.listenerPort('bench')}\n`);
   } else {
     throw new Error(`unknown role ${role}`);
   }

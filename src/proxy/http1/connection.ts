@@ -150,9 +150,11 @@ export class Http1Connection {
     // RFC 9112 2.2: ignore empty lines before a request line.
     let start = 0;
     while (start + 1 < buf.length && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
-    if (this.headStart === 0) this.headStart = performance.now();
     const end = buf.indexOf(CRLFCRLF, start);
     if (end === -1) {
+      // The head deadline runs from the first read that did not complete it (a head that
+      // arrives whole, the common case, costs no clock read).
+      if (this.headStart === 0) this.headStart = performance.now();
       if (buf.length - start > this.limits.maxHeaderBytes) this.fail(431, 'request header fields too large');
       else if (performance.now() - this.headStart > this.limits.headersTimeoutMs)
         this.fail(408, 'request timeout');

@@ -19,6 +19,8 @@ export interface StreamOwner {
 }
 
 const CRLF = '\r\n';
+/** Responses up to this size are copied behind their head and sent with a single write. */
+const SINGLE_WRITE_LIMIT = 16 * 1024;
 
 /** Request body as a Readable, for streaming it upstream; pauses the socket on backpressure. */
 class BodyReadable extends Readable {
@@ -127,6 +129,27 @@ export class Http1Stream {
     if (this.finished || this.closed) return;
     if (!this.headersSent) this.writeHead(200, []);
     const socket = this.conn.socket;
+    const head = this.pendingHead;
+    if (
+      head !== null &&
+      !this.chunkedOut &&
+      !this.noBody &&
+      chunk !== undefined &&
+      chunk.length > 0 &&
+      chunk.length <= SINGLE_WRITE_LIMIT
+    ) {
+      // A whole small response (the common case: buffered by the exchange) goes out as one
+      // Buffer in one write(2): no cork/writev bookkeeping, no separate string write.
+      // latin1: one byte per char, as the head is written everywhere else.
+      const out = Buffer.allocUnsafe(head.length + chunk.length);
+      out.write(head, 0, 'latin1');
+      chunk.copy(out, head.length);
+      this.pendingHead = null;
+      socket.write(out);
+      this.finished = true;
+      this.conn.responseDone(this);
+      return;
+    }
     socket.cork();
     if (chunk !== undefined && chunk.length > 0 && !this.noBody) this.write(chunk);
     else if (this.pendingHead !== null) this.flushHead();
