@@ -41,11 +41,12 @@ export interface ControllerOptions {
   proxyImage?: string;
   /** Serve the mesh CA (POST /v1/certificates) on this port (15012 in-cluster); unset = no CA. */
   caPort?: number;
-  /**
-   * Run the reconcile loop (informers -> compile -> publish ConfigMaps), with leader election
-   * unless `leaderElection: false`.
-   */
+  /** Run the reconcile loop (informers -> compile -> publish ConfigMaps). */
   reconcile?: boolean;
+  /**
+   * Hold a Lease before writing (default true): one for the reconcile loop, one for the CA's
+   * istio-ca-root-cert publisher. `false` = this replica writes unconditionally (one replica only).
+   */
   leaderElection?: boolean;
 }
 

@@ -27,7 +27,7 @@ import { canonicalJson } from '../registry/hash.js';
 import { SerialPass } from '../util/serial-pass.js';
 import { type AnalyzedDocument, analyze } from '../validation/analyze.js';
 import type { Finding } from '../validation/findings.js';
-import { MESSAGES, type MessageLevel, type MessageName } from '../validation/messages.js';
+import { MESSAGES, type MessageLevel, type MessageName, messageNameOf } from '../validation/messages.js';
 import type { EventRecorder } from './events.js';
 
 export const RECONCILED = 'Reconciled';
@@ -65,8 +65,7 @@ const message = (name: MessageName, description: string): ValidationMessage => (
 const LEVEL_ORDER: Record<MessageLevel, number> = { ERROR: 0, WARNING: 1, INFO: 2 };
 
 function fromFinding(f: Finding): ValidationMessage {
-  const name: MessageName = f.code ?? (f.severity === 'error' ? 'SchemaValidationError' : 'SchemaWarning');
-  return message(name, f.path ? `${f.path}: ${f.message}` : f.message);
+  return message(messageNameOf(f), f.path ? `${f.path}: ${f.message}` : f.message);
 }
 
 /** `subset "v9"` named in a message: the same missing subset found by analyze and by the compiler. */

@@ -31,3 +31,8 @@ export const MESSAGES = {
 } as const satisfies Record<string, MessageType>;
 
 export type MessageName = keyof typeof MESSAGES;
+
+/** The message type of a finding; findings without a code are schema verdicts (IST0106 / IST0133). */
+export function messageNameOf(f: { code?: MessageName; severity: 'error' | 'warning' }): MessageName {
+  return f.code ?? (f.severity === 'error' ? 'SchemaValidationError' : 'SchemaWarning');
+}

@@ -113,14 +113,55 @@ describe('isthmus analyze (the command)', function () {
     expect(res.status, res.stdout).to.equal(0);
   });
 
-  it('exits non-zero and prints kind, namespace/name, path and reason per error', () => {
-    const res = run(
-      '-f',
-      join(PROJECT_ROOT, 'test/validation/fixtures/invalid/virtualservice/negative-weight.yaml'),
-    );
+  it('exits non-zero and prints istioctl-style lines: level, [code], (kind namespace/name origin), path and reason', () => {
+    const file = join(PROJECT_ROOT, 'test/validation/fixtures/invalid/virtualservice/negative-weight.yaml');
+    const res = run('-f', file);
     expect(res.status).to.equal(1);
-    expect(res.stdout).to.contain('Error [');
-    expect(res.stdout).to.contain('VirtualService shop/reviews: spec.http[0].route[1].weight: must be >= 0');
+    const lines = res.stdout.split('\n').filter((l) => /^(Error|Warning) /.test(l));
+    expect(lines).to.deep.equal([
+      `Error [IST0106] (VirtualService shop/reviews ${file}#0) spec.http[0].route[1].weight: must be >= 0`,
+      `Warning [IST0101] (VirtualService shop/reviews ${file}#0) spec.http[0].route[0].destination.subset: subset "v1" of host "reviews" is not defined by any DestinationRule`,
+      `Warning [IST0101] (VirtualService shop/reviews ${file}#0) spec.http[0].route[1].destination.subset: subset "v2" of host "reviews" is not defined by any DestinationRule`,
+    ]);
+    expect(res.stdout).to.contain('1 mesh resources checked: 1 error(s), 2 warning(s)');
+  });
+
+  it('prints IST0109 for VirtualServices claiming one host, and exits 0 on warnings alone', () => {
+    const file = join(dir, 'conflict.yaml');
+    const vs = (name: string) =>
+      `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ${name}, namespace: shop}\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n    - destination: {host: ratings}\n`;
+    writeFileSync(file, `${vs('a')}---\n${vs('b')}`);
+    const res = run('-f', file);
+    expect(res.status, res.stdout).to.equal(0);
+    const lines = res.stdout.split('\n').filter((l) => l.startsWith('Warning '));
+    expect(lines).to.deep.equal([
+      `Warning [IST0109] (VirtualService shop/a ${file}#0) spec.hosts: host "ratings.shop.svc.cluster.local" on gateway "mesh" is also claimed by VirtualService shop/b; only one of them will be used`,
+      `Warning [IST0109] (VirtualService shop/b ${file}#1) spec.hosts: host "ratings.shop.svc.cluster.local" on gateway "mesh" is also claimed by VirtualService shop/a; only one of them will be used`,
+    ]);
+  });
+
+  it('gives each finding its Istio code and code name in -o json', () => {
+    const file = join(PROJECT_ROOT, 'test/validation/fixtures/invalid/virtualservice/negative-weight.yaml');
+    const res = run('-f', file, '-o', 'json');
+    expect(res.status).to.equal(1);
+    const out = JSON.parse(res.stdout) as {
+      results: Array<{ findings: Array<{ path: string; code: string; codeName: string }> }>;
+      errors: number;
+      warnings: number;
+    };
+    expect(out.results[0]!.findings.map((f) => `${f.code} ${f.codeName} ${f.path}`)).to.deep.equal([
+      'IST0106 SchemaValidationError spec.http[0].route[1].weight',
+      'IST0101 ReferencedResourceNotFound spec.http[0].route[0].destination.subset',
+      'IST0101 ReferencedResourceNotFound spec.http[0].route[1].destination.subset',
+    ]);
+    expect([out.errors, out.warnings]).to.deep.equal([1, 2]);
+  });
+
+  it('refuses an unknown --output format, naming it', () => {
+    const file = join(PROJECT_ROOT, 'test/validation/fixtures/invalid/virtualservice/negative-weight.yaml');
+    const res = run('-f', file, '-o', 'yaml');
+    expect(res.status).to.not.equal(0);
+    expect(res.stderr).to.contain('--output "yaml" is not supported; use text or json');
   });
 
   it('reports malformed YAML with the file and document index instead of crashing', () => {

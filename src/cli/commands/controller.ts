@@ -29,7 +29,10 @@ export function register(program: Command): void {
     .option('--proxy-image <image>', 'image injected as istio-proxy and istio-init')
     .option('--no-register', 'do not create/update the webhook configurations')
     .option('--reconcile', 'watch the cluster, compile per-workload tables and publish them to ConfigMaps')
-    .option('--no-leader-election', 'write without holding the Lease (one replica only)')
+    .option(
+      '--no-leader-election',
+      'write without holding a Lease (one replica only): applies to the reconcile loop and the root-cert publisher',
+    )
     .action(
       async (opts: {
         kubeconfig?: string;
@@ -60,7 +63,8 @@ export function register(program: Command): void {
           webhookHost: opts.webhookHost,
           ...(opts.webhookUrl ? { webhookUrl: opts.webhookUrl } : {}),
           register: opts.register,
-          ...(opts.reconcile ? { reconcile: true, leaderElection: opts.leaderElection } : {}),
+          ...(opts.reconcile ? { reconcile: true } : {}),
+          leaderElection: opts.leaderElection,
           ...(opts.proxyImage ? { proxyImage: opts.proxyImage } : {}),
           ...(caPort ? { caPort } : {}),
         });

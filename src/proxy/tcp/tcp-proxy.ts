@@ -5,7 +5,8 @@
  * HTTP goes to the HTTP path, the rest to the listener's cluster) and passthrough to an
  * original destination (sidecar capture, Istio's PassthroughCluster / InboundPassthroughCluster).
  * Circuit breaking: `connectionPool.maxConnections` bounds a cluster's concurrent upstream
- * connections; overflow closes the downstream connection (flag UO).
+ * connections; overflow closes the downstream connection (flag UO). Outlier detection: connect
+ * failures count as gateway errors and a successful connect resets the counts (hooks()).
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'winston';
@@ -322,7 +323,20 @@ export class TcpProxy {
     cluster: ClusterState | null,
   ): SessionHooks {
     return {
-      series,
+      // Outlier detection sees every connect attempt to a cluster endpoint, as Envoy's TCP
+      // proxy reports it: established = LocalOriginConnectSuccessFinal (200: resets both
+      // consecutive counts); refused / TLS refused = LocalOriginConnectFailed (503). A connect
+      // timeout is Envoy's LocalOriginTimeout (504); the session does not say which UF it was,
+      // so it is reported as 503 too, which counts the same: in consecutive5xxErrors and
+      // consecutiveGatewayErrors (Istio does not split local-origin errors). A client leaving
+      // before the connect (DC) reports nothing.
+      series:
+        cluster === null
+          ? series
+          : (flags) => {
+              if (flags === 0) cluster.reportStatus(endpoint!, 200);
+              return series(flags);
+            },
       debug: this.log.isDebugEnabled() ? this.debugFn : null,
       done: (s) => {
         this.sessions.delete(s);
@@ -331,6 +345,7 @@ export class TcpProxy {
         if (cluster !== null && s.connectFailed) {
           cluster.stats.cxConnectFail++;
           counters!.connectFail++;
+          cluster.reportFailure(endpoint!, false);
         }
       },
     };
