@@ -25,7 +25,7 @@ import {
 import { parseClusterName } from '../tables/names.js';
 import { buildOutboundClusters } from './clusters.js';
 import { destinationRuleIndex, selectorRulesFingerprint } from './destination-rules.js';
-import { podLocality } from './endpoints.js';
+import { podLocality, priorityLabelValue } from './endpoints.js';
 import { hasSourceConditions, sourceMatches } from './http-routes.js';
 import { buildInbound } from './inbound.js';
 import { outboundHttpListener, tcpListeners } from './listeners.js';
@@ -170,7 +170,8 @@ function nodeOf(w: WorkloadIdentity): Workload {
   for (const k of Object.keys(w.labels).sort()) labels[k] = w.labels[k]!;
   const app = w.labels.app ?? w.labels['app.kubernetes.io/name'];
   const version = w.labels.version ?? w.labels['app.kubernetes.io/version'];
-  const locality = podLocality(w.labels);
+  // The istio-locality label wins over the node's topology labels (Istio's order).
+  const locality = podLocality(w.labels) ?? w.locality;
   return {
     name: w.name,
     namespace: w.namespace,
@@ -192,6 +193,26 @@ interface Assembled {
   warnings: CompileWarning[];
   /** PeerAuthentication resolved for this workload (undefined = PERMISSIVE). */
   inboundMtls: InboundMtls | undefined;
+  /** Some cluster has a failoverPriority entry to fill with the proxy's own label value. */
+  failoverPriority: boolean;
+}
+
+/**
+ * Clusters with `localityLb.failoverPriority` get the proxy's own value for each bare label
+ * key (Istio compares endpoint labels with the proxy's, region/zone/subzone from localities).
+ * Other clusters stay shared.
+ */
+function withFailoverPriority(clusters: Cluster[], node: Workload): Cluster[] {
+  return clusters.map((c) => {
+    const fp = c.localityLb?.failoverPriority;
+    if (!fp?.some((e) => e.value === undefined)) return c;
+    const failoverPriority = fp.map((e) =>
+      e.value !== undefined
+        ? e
+        : { label: e.label, value: priorityLabelValue(node.labels ?? {}, node.locality, e.label) },
+    );
+    return { ...c, localityLb: { ...c.localityLb, failoverPriority } };
+  });
 }
 
 function assemble(snap: MeshSnapshot, c: Caches, w: WorkloadIdentity, inKey: string): Assembled {
@@ -226,6 +247,9 @@ function assemble(snap: MeshSnapshot, c: Caches, w: WorkloadIdentity, inKey: str
     hash: `${out.hash}|${inb.hash}${inboundMtls ? `|${canonicalJson(inboundMtls)}` : ''}`,
     warnings: warnings.sorted(),
     inboundMtls,
+    failoverPriority: clusters.some((cl) =>
+      cl.localityLb?.failoverPriority?.some((e) => e.value === undefined),
+    ),
   };
 }
 
@@ -246,7 +270,7 @@ export function compileForWorkload(snap: MeshSnapshot, w: WorkloadIdentity): Com
     node,
     listeners: a.listeners,
     routeConfigs: a.routeConfigs,
-    clusters: a.clusters,
+    clusters: a.failoverPriority ? withFailoverPriority(a.clusters, node) : a.clusters,
   };
   if (a.inboundMtls) tables.inboundMtls = a.inboundMtls;
   if (sec.security) tables.security = sec.security;

@@ -5,23 +5,69 @@
  */
 
 import { DEFAULT_TRUST_DOMAIN } from '../api/mesh.js';
+import type { TrafficPolicy } from '../api/networking/destination-rule.js';
 import { getOrCreate } from '../registry/hash.js';
 import { selects } from '../registry/kube-objects.js';
+import { podLabelLocality } from '../registry/kubernetes.js';
 import type { MeshEndpoint, MeshService, MeshSnapshot, ServicePort } from '../registry/types.js';
 import type { Endpoint, Locality, Workload } from '../tables/index.js';
 
 const TLS_MODE = 'security.istio.io/tlsMode';
 
 /** Istio's pod locality override label, `region.zone.subzone` (labels cannot hold '/'). */
-export function podLocality(labels: Readonly<Record<string, string>>): Locality | undefined {
-  const v = labels['istio-locality'];
-  if (!v) return undefined;
-  const [region, zone, subzone] = v.split('.');
-  const l: Locality = {};
-  if (region) l.region = region;
-  if (zone) l.zone = zone;
-  if (subzone) l.subzone = subzone;
-  return l;
+export const podLocality: (labels: Readonly<Record<string, string>>) => Locality | undefined =
+  podLabelLocality;
+
+/** Istio's default cluster ID (`topology.istio.io/cluster`): one cluster, so all equal. */
+const CLUSTER_ID = 'Kubernetes';
+
+/**
+ * The value of a failoverPriority label for a workload or endpoint, with Istio's augmented
+ * topology labels: region/zone/subzone come from the locality, the cluster label is the one
+ * cluster's id; any other key is the pod label ('' when absent).
+ */
+export function priorityLabelValue(
+  labels: Readonly<Record<string, string>>,
+  locality: Locality | undefined,
+  key: string,
+): string {
+  switch (key) {
+    case 'topology.kubernetes.io/region':
+      return locality?.region ?? '';
+    case 'topology.kubernetes.io/zone':
+      return locality?.zone ?? '';
+    case 'topology.istio.io/subzone':
+      return locality?.subzone ?? '';
+    case 'topology.istio.io/cluster':
+      return labels[key] ?? CLUSTER_ID;
+    default:
+      return labels[key] ?? '';
+  }
+}
+
+const PRIORITY_KEYS = new WeakMap<MeshSnapshot, string[]>();
+
+/** Label keys named by any DestinationRule's failoverPriority: endpoints carry their values. */
+export function failoverPriorityKeys(snap: MeshSnapshot): string[] {
+  return getOrCreate(PRIORITY_KEYS, snap, () => {
+    const keys = new Set<string>();
+    const add = (p: TrafficPolicy | undefined) => {
+      const add1 = (lb: TrafficPolicy['loadBalancer']) => {
+        for (const e of lb?.localityLbSetting?.failoverPriority ?? []) {
+          const eq = e.indexOf('=');
+          const k = eq < 0 ? e : e.slice(0, eq);
+          if (k) keys.add(k);
+        }
+      };
+      add1(p?.loadBalancer);
+      for (const pl of p?.portLevelSettings ?? []) add1(pl.loadBalancer);
+    };
+    for (const dr of snap.destinationRules) {
+      add(dr.spec.trafficPolicy);
+      for (const s of dr.spec.subsets ?? []) add(s.trafficPolicy);
+    }
+    return [...keys].sort();
+  });
 }
 const CACHE = new WeakMap<MeshSnapshot, Map<string, Endpoint[]>>();
 
@@ -60,6 +106,7 @@ export function clusterEndpoints(
   if (hit) return hit;
   const out: Endpoint[] = [];
   const seen = new Set<string>();
+  const priorityKeys = failoverPriorityKeys(snap);
   for (const ep of snap.endpoints.get(svc.key) ?? []) {
     if (!ep.ready) continue;
     if (subsetLabels && !selects(subsetLabels, ep.labels)) continue;
@@ -71,6 +118,10 @@ export function clusterEndpoints(
     const e: Endpoint = { address: ep.address, port: p };
     const tlsMode = ep.labels[TLS_MODE];
     if (tlsMode) e.labels = { [TLS_MODE]: tlsMode };
+    for (const k of priorityKeys) {
+      const v = priorityLabelValue(ep.labels, ep.locality, k);
+      if (v) e.labels = { ...e.labels, [k]: v };
+    }
     if (ep.locality) e.locality = { ...ep.locality };
     if (ep.weight && ep.weight > 0) e.weight = ep.weight;
     const w = workloadOf(ep);

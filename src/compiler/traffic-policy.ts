@@ -9,6 +9,7 @@ import type {
   Cluster,
   ConnectionPool,
   ConsistentHash,
+  FailoverPriority,
   LocalityLb,
   OutlierDetection,
 } from '../tables/index.js';
@@ -167,8 +168,26 @@ function localityLb(s: LocalitySetting, outlier: boolean, where: string, warn: W
     return { distribute };
   }
   if (!outlier) return undefined;
-  if (s?.failoverPriority?.length) warn(where, 'localityLbSetting.failoverPriority is not supported yet');
   const failover: NonNullable<LocalityLb['failover']> = [];
   for (const f of s?.failover ?? []) if (f.from && f.to) failover.push({ from: f.from, to: f.to });
-  return failover.length ? { failover } : {};
+  const failoverPriority = failoverPriorityOf(s?.failoverPriority);
+  return {
+    ...(failover.length ? { failover } : {}),
+    ...(failoverPriority.length ? { failoverPriority } : {}),
+  };
+}
+
+/**
+ * `failoverPriority` entries as label + value: `key=value` fixes the value, a bare `key`
+ * leaves it to be filled with the proxy's own value (compile.ts, per workload).
+ */
+export function failoverPriorityOf(list: readonly string[] | undefined): FailoverPriority {
+  const out: FailoverPriority = [];
+  for (const entry of list ?? []) {
+    const eq = entry.indexOf('=');
+    if (eq < 0) {
+      if (entry) out.push({ label: entry });
+    } else if (eq > 0) out.push({ label: entry.slice(0, eq), value: entry.slice(eq + 1) });
+  }
+  return out;
 }

@@ -7,9 +7,11 @@
  * Besides the snapshot, each event carries the workload classes of the pods (what the
  * publisher publishes for).
  */
+
+import { NODE_LOCALITY_LABELS } from '../registry/kubernetes.js';
 import { buildSnapshot } from '../registry/snapshot.js';
 import type { MeshSettings, MeshSnapshot, WorkloadIdentity } from '../registry/types.js';
-import { workloadKey, workloadsFromPods } from '../registry/workloads.js';
+import { workloadIdentityKey, workloadsFromPods } from '../registry/workloads.js';
 import { coreResources, meshResources, type WatchedResource } from './kubernetes-discovery.js';
 import {
   type Reflector,
@@ -30,7 +32,10 @@ export interface KubernetesSourceOptions {
   maxDelayMs?: number;
   /** Full relist interval of every reflector; also re-runs discovery (default 300 s). */
   resyncMs?: number;
-  /** Watch Nodes for locality (needs cluster-wide node read). Default false. */
+  /**
+   * Watch Nodes for locality (pods without `istio-locality` get their node's topology labels;
+   * needs cluster-wide get/list/watch on nodes). Default true.
+   */
   nodes?: boolean;
   backoffMaxMs?: number;
   log?: ReflectorLogger;
@@ -52,6 +57,19 @@ function trim(o: KubeObject): KubeObject {
   if (ann && LAST_APPLIED in ann) {
     const { [LAST_APPLIED]: _drop, ...rest } = ann;
     x.metadata = { ...x.metadata, annotations: rest };
+  }
+  if (x.kind === 'Node') {
+    // Only the topology labels matter (locality); status heartbeats and the rest are dropped.
+    const labels: Record<string, string> = {};
+    for (const k of NODE_LOCALITY_LABELS) {
+      const v = x.metadata?.labels?.[k];
+      if (v !== undefined) labels[k] = v;
+    }
+    return {
+      apiVersion: x.apiVersion,
+      kind: x.kind,
+      metadata: { name: x.metadata?.name, resourceVersion: x.metadata?.resourceVersion, labels },
+    } as KubeObject;
   }
   if (x.kind !== 'Pod') return x;
   const spec = (x.spec ?? {}) as Record<string, unknown>;
@@ -104,7 +122,7 @@ export class KubernetesSource implements ConfigSource {
 
   async start(): Promise<ClusterSnapshotEvent> {
     const resources = [
-      ...(await coreResources(this.opts.rest, { nodes: this.opts.nodes ?? false })),
+      ...(await coreResources(this.opts.rest, { nodes: this.opts.nodes ?? true })),
       ...(await meshResources(this.opts.rest)),
     ];
     await Promise.all(resources.map((r) => this.watch(r)));
@@ -172,7 +190,7 @@ export class KubernetesSource implements ConfigSource {
       resyncMs: this.opts.resyncMs ?? 300_000,
       ...(this.opts.backoffMaxMs ? { backoffMaxMs: this.opts.backoffMaxMs } : {}),
       ...(this.opts.log ? { log: this.opts.log } : {}),
-      onChange: () => this.schedule(),
+      onChange: r.kind === 'Node' ? (x) => this.nodesChanged(x) : () => this.schedule(),
     });
     this.reflectors.set(r.path, reflector);
     await reflector.start();
@@ -184,6 +202,19 @@ export class KubernetesSource implements ConfigSource {
     } catch (err) {
       this.opts.log?.warn('API discovery failed; keeping the current watches', { error: String(err) });
     }
+  }
+
+  private nodesKey = '';
+
+  /** Node updates are mostly status heartbeats: rebuild only when some node's locality labels changed. */
+  private nodesChanged(r: Reflector): void {
+    const parts: string[] = [];
+    for (const n of r.store.values())
+      parts.push(`${n.metadata?.name}=${JSON.stringify(n.metadata?.labels ?? {})}`);
+    const key = parts.sort().join('\n');
+    if (key === this.nodesKey) return;
+    this.nodesKey = key;
+    this.schedule();
   }
 
   private schedule(): void {
@@ -216,12 +247,15 @@ export class KubernetesSource implements ConfigSource {
     const accepted = acceptDocuments(docs, this.lastGood, root);
     const snapshot = buildSnapshot(accepted.objects, this.opts.mesh);
     const pods = objects.filter((o) => o.kind === 'Pod' && isRunnable(o));
-    const workloads = workloadsFromPods(pods);
+    const workloads = workloadsFromPods(
+      pods,
+      objects.filter((o) => o.kind === 'Node'),
+    );
     namespaces.sort();
     const key = [
       snapshot.version,
       JSON.stringify(accepted.rejected),
-      workloads.map(workloadKey).join(';'),
+      workloads.map(workloadIdentityKey).join(';'),
       namespaces.join(','),
     ].join('\n');
     this.builds++;

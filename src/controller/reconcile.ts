@@ -11,6 +11,7 @@ import type { ReflectorLogger } from '../config-source/kubernetes-reflector.js';
 import type { KubeRest } from '../config-source/kubernetes-rest.js';
 import { type ClassResult, classId, exportScopes, Publisher } from '../publish/index.js';
 import type { MeshSnapshot } from '../registry/types.js';
+import { workloadIdentityKey } from '../registry/workloads.js';
 import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
 import { STATUS_KINDS, StatusWriter } from './status.js';
@@ -96,7 +97,11 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<RunningR
     const started = performance.now();
     const byId = new Map(e.workloads.map((w) => [classId(w), w]));
     const recompile = new Set<string>();
-    for (const id of byId.keys()) if (!results.has(id)) recompile.add(id);
+    // New classes, and classes whose identity changed beyond the class key (node locality).
+    for (const [id, w] of byId) {
+      const prev = results.get(id)?.workload;
+      if (!prev || workloadIdentityKey(prev) !== workloadIdentityKey(w)) recompile.add(id);
+    }
     if (previous) {
       const affected = affectedWorkloads(previous, e.snapshot, e.workloads);
       for (const w of affected.endpoints) recompile.add(classId(w));

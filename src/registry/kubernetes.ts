@@ -19,6 +19,15 @@ const REGION = 'topology.kubernetes.io/region';
 const SUBZONE = 'topology.istio.io/subzone';
 const SERVICE_NAME = 'kubernetes.io/service-name';
 
+/** The Node labels locality is read from (all the registry needs of a Node). */
+export const NODE_LOCALITY_LABELS: readonly string[] = [
+  REGION,
+  ZONE,
+  SUBZONE,
+  'failure-domain.beta.kubernetes.io/region',
+  'failure-domain.beta.kubernetes.io/zone',
+];
+
 export function serviceFromKube(o: Obj): MeshService | undefined {
   const meta = metaOf(o);
   const spec = obj(o.spec);
@@ -116,7 +125,8 @@ function podIndex(pods: Obj[]): Map<string, PodInfo> {
   return out;
 }
 
-function nodeLocalities(nodes: Obj[]): Map<string, Locality> {
+/** Node name -> locality from its topology labels (nodes without any are left out). */
+export function nodeLocalities(nodes: readonly Obj[]): Map<string, Locality> {
   const out = new Map<string, Locality>();
   for (const n of nodes) {
     const meta = metaOf(n, '');
@@ -126,6 +136,31 @@ function nodeLocalities(nodes: Obj[]): Map<string, Locality> {
   return out;
 }
 
+/** Istio's pod locality override label, `region.zone.subzone` (labels cannot hold '/'). */
+export const LOCALITY_LABEL = 'istio-locality';
+
+/** The `istio-locality` pod label as a locality (undefined when absent or empty). */
+export function podLabelLocality(labels: Readonly<Record<string, string>>): Locality | undefined {
+  const v = labels[LOCALITY_LABEL];
+  if (!v) return undefined;
+  const [region, zone, subzone] = v.split('.');
+  if (!region && !zone && !subzone) return undefined;
+  return { ...(region ? { region } : {}), ...(zone ? { zone } : {}), ...(subzone ? { subzone } : {}) };
+}
+
+/**
+ * A pod's locality as Istio derives it: the `istio-locality` label if set, else the topology
+ * labels of the node it runs on (spec.nodeName).
+ */
+export function podLocalityOf(
+  labels: Readonly<Record<string, string>>,
+  nodeName: string | undefined,
+  nodes: ReadonlyMap<string, Locality>,
+): Locality | undefined {
+  return podLabelLocality(labels) ?? (nodeName ? nodes.get(nodeName) : undefined);
+}
+
+/** Node topology labels (current, then the deprecated failure-domain ones) as a locality. */
 function localityFromLabels(labels: Record<string, string>): Locality | undefined {
   const region = labels[REGION] ?? labels['failure-domain.beta.kubernetes.io/region'];
   const zone = labels[ZONE] ?? labels['failure-domain.beta.kubernetes.io/zone'];
@@ -169,7 +204,8 @@ export function endpointsFromKube(
       const nodeName = str(e.nodeName) ?? pod?.nodeName;
       const topology = strMap(e.topology);
       const zone = str(e.zone) ?? topology[ZONE];
-      let locality = nodeName ? nodes.get(nodeName) : undefined;
+      let locality = pod ? podLabelLocality(pod.meta.labels) : undefined;
+      locality ??= nodeName ? nodes.get(nodeName) : undefined;
       if (!locality && (zone || topology[REGION]))
         locality = localityFromLabels({ ...topology, ...(zone ? { [ZONE]: zone } : {}) });
       for (const a of arr(e.addresses)) {
@@ -224,7 +260,7 @@ export function endpointsFromPods(svc: MeshService, pods: Obj[], nodes: Obj[]): 
       const n = typeof t === 'number' ? t : typeof t === 'string' ? info.containerPorts.get(t) : p.port;
       if (n !== undefined) ports[p.name] = n;
     }
-    const locality = info.nodeName ? localities.get(info.nodeName) : undefined;
+    const locality = podLocalityOf(info.meta.labels, info.nodeName, localities);
     out.push({
       address,
       ports,

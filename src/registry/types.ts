@@ -132,4 +132,10 @@ export interface WorkloadIdentity {
   serviceAccount: string;
   /** Pod annotations the compiler reads (`isthmus.io/local-rate-limit*`); absent = none. */
   annotations?: Record<string, string>;
+  /**
+   * Where the workload runs: the `istio-locality` pod label, else its node's topology labels.
+   * Absent when unknown or when the pods of the class run in different localities (one
+   * tables document serves the whole class).
+   */
+  locality?: Locality;
 }

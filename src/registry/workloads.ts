@@ -4,8 +4,8 @@
  * differ between replicas of one rollout (`pod-template-hash`, ...) are left out.
  */
 import { arr, isObj, metaOf, obj, str } from './kube-objects.js';
-import { workloadNameOf } from './kubernetes.js';
-import type { WorkloadIdentity } from './types.js';
+import { nodeLocalities, podLocalityOf, workloadNameOf } from './kubernetes.js';
+import type { Locality, WorkloadIdentity } from './types.js';
 
 const PER_REVISION_LABELS = new Set([
   'pod-template-hash',
@@ -32,8 +32,26 @@ export function workloadKey(
   return annotations ? `${base}|${annotations}` : base;
 }
 
-export function workloadsFromPods(objects: readonly unknown[]): WorkloadIdentity[] {
+const localityId = (l: Locality | undefined) =>
+  l ? `${l.region ?? ''}/${l.zone ?? ''}/${l.subzone ?? ''}` : '';
+
+/** `workloadKey` plus the locality: what tells two compiled identities apart. */
+export function workloadIdentityKey(w: WorkloadIdentity): string {
+  return w.locality ? `${workloadKey(w)}|@${localityId(w.locality)}` : workloadKey(w);
+}
+
+/**
+ * One identity per class. `nodes` (Node objects) give pods without an `istio-locality` label
+ * their node's locality; a class whose pods run in different localities gets none.
+ */
+export function workloadsFromPods(
+  objects: readonly unknown[],
+  nodes: readonly unknown[] = [],
+): WorkloadIdentity[] {
   const out = new Map<string, WorkloadIdentity>();
+  const localities = nodeLocalities(nodes.filter(isObj));
+  /** Class key -> locality id of its first pod, or null once two pods disagree. */
+  const seen = new Map<string, string | null>();
   for (const o of objects) {
     if (!isObj(o) || o.kind !== 'Pod') continue;
     const meta = metaOf(o);
@@ -56,7 +74,16 @@ export function workloadsFromPods(objects: readonly unknown[]): WorkloadIdentity
       w.annotations[k] = v;
     }
     const key = workloadKey(w);
-    if (!out.has(key)) out.set(key, w);
+    const locality = podLocalityOf(meta.labels, str(spec.nodeName), localities);
+    const prev = seen.get(key);
+    if (prev === undefined) {
+      if (locality) w.locality = locality;
+      out.set(key, w);
+      seen.set(key, localityId(locality));
+    } else if (prev !== null && prev !== localityId(locality)) {
+      delete out.get(key)!.locality;
+      seen.set(key, null);
+    }
   }
   return [...out.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, w]) => w);
 }

@@ -78,6 +78,24 @@ export const ConsistentHashSchema = Obj(
 );
 export type ConsistentHash = Static<typeof ConsistentHashSchema>;
 
+/**
+ * Istio localityLbSetting.failoverPriority, resolved for the proxy: an endpoint whose labels
+ * equal the first n values (and not the n+1th) gets priority N-n, 0 being the best.
+ */
+export const FailoverPrioritySchema = List(
+  Obj({
+    label: NonEmpty(
+      'Endpoint label key (topology.kubernetes.io/region|zone, topology.istio.io/subzone: its locality).',
+    ),
+    value: Opt(
+      Str(
+        "The value to match: the proxy's own (filled by the compiler) or a `key=value` entry; absent = label absent.",
+      ),
+    ),
+  }),
+);
+export type FailoverPriority = Static<typeof FailoverPrioritySchema>;
+
 export const LocalityLbSchema = Obj(
   {
     distribute: Opt(
@@ -89,9 +107,11 @@ export const LocalityLbSchema = Obj(
       ),
     ),
     failover: Opt(List(Obj({ from: NonEmpty('Proxy region.'), to: NonEmpty('Failover region.') }))),
+    failoverPriority: Opt(FailoverPrioritySchema),
   },
   "Locality-aware balancing from the proxy's node.locality: endpoints of the same locality first, " +
-    'then same zone, same region, failover region, others (Envoy priorities); or `distribute` weights.',
+    'then same zone, same region, failover region, others (Envoy priorities); or `distribute` weights; ' +
+    'or `failoverPriority` label matching (combined with `failover` when both are set).',
 );
 export type LocalityLb = Static<typeof LocalityLbSchema>;
 

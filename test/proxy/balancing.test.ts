@@ -431,3 +431,148 @@ function getFrom(port: number, localAddress: string): Promise<string> {
     req.end();
   });
 }
+
+describe('proxy locality: failoverPriority (Istio localityLbSetting)', () => {
+  let ups: Upstream[];
+  let proxy: SidecarProxy | undefined;
+  const node = {
+    name: 'productpage-v1',
+    namespace: 'shop',
+    locality: { region: 'us-east', zone: 'us-east-1a' },
+  };
+  const od = { consecutive5xxErrors: 1, maxEjectionPercent: 100, baseEjectionTimeMs: 60_000 };
+  // Resolved by the compiler: the proxy's own network and version.
+  const fp = [
+    { label: 'topology.istio.io/network', value: 'net1' },
+    { label: 'version', value: 'v1' },
+  ];
+  const labelled = (u: Upstream, labels: Record<string, string>, extra: Partial<Endpoint> = {}) =>
+    ep(u, { labels, ...extra });
+
+  before(async () => {
+    ups = await Promise.all(['a', 'b', 'c', 'd'].map((n) => startUpstream(n)));
+  });
+  after(async () => {
+    await Promise.all(ups.map((u) => u.close()));
+  });
+  afterEach(async () => {
+    await proxy?.stop(100);
+    proxy = undefined;
+  });
+
+  async function start(cluster: Partial<Cluster>, eps: Endpoint[]): Promise<number> {
+    const t = tables([{ forward: { clusters: [{ cluster: C1, weight: 1 }] } }], { [C1]: eps }, { node });
+    Object.assign(t.clusters[0]!, cluster);
+    proxy = await startProxy(t);
+    return outboundPort(proxy);
+  }
+
+  async function tally(port: number, n: number): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const body = (await send(port)).body;
+      counts[body] = (counts[body] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  it('sends to endpoints matching all labels, then the first N-1, then the rest', async () => {
+    const [a, b, c, d] = ups as [Upstream, Upstream, Upstream, Upstream];
+    const eps = [
+      labelled(a, { 'topology.istio.io/network': 'net1', version: 'v1' }),
+      labelled(b, { 'topology.istio.io/network': 'net1', version: 'v2' }),
+      // Matches the second label but not the first: only the first n in order count.
+      labelled(c, { 'topology.istio.io/network': 'net2', version: 'v1' }),
+      labelled(d, {}),
+    ];
+    const cluster: Partial<Cluster> = {
+      lbPolicy: 'ROUND_ROBIN',
+      outlierDetection: od,
+      localityLb: { failoverPriority: fp },
+    };
+    let port = await start(cluster, eps);
+    expect(await tally(port, 8)).to.deep.equal({ a: 8 });
+    await proxy!.stop(100);
+    port = await start(cluster, [{ ...eps[0]!, health: 'UNHEALTHY' }, ...eps.slice(1)]);
+    expect(await tally(port, 8)).to.deep.equal({ b: 8 });
+    await proxy!.stop(100);
+    // Priority 2 holds c and d alike (neither matches the first label).
+    port = await start(cluster, [
+      { ...eps[0]!, health: 'UNHEALTHY' },
+      { ...eps[1]!, health: 'UNHEALTHY' },
+      ...eps.slice(2),
+    ]);
+    expect(await tally(port, 8)).to.deep.equal({ c: 4, d: 4 });
+  });
+
+  it('fails over when the matching hosts are ejected by outlier detection', async () => {
+    const bad = await startUpstream('bad', (_req, res) => {
+      res.writeHead(500);
+      res.end('bad');
+    });
+    try {
+      const port = await start(
+        { lbPolicy: 'ROUND_ROBIN', outlierDetection: od, localityLb: { failoverPriority: fp } },
+        [
+          labelled(bad, { 'topology.istio.io/network': 'net1', version: 'v1' }),
+          labelled(ups[1]!, { 'topology.istio.io/network': 'net1' }),
+          labelled(ups[2]!, {}),
+        ],
+      );
+      expect((await send(port)).status).to.equal(500);
+      expect(await tally(port, 8)).to.deep.equal({ b: 8 });
+    } finally {
+      await bad.close();
+    }
+  });
+
+  it('with an explicit failover list, orders by label priority first, then by locality', async () => {
+    const [a, b, c] = ups as [Upstream, Upstream, Upstream];
+    const v1 = { 'topology.istio.io/network': 'net1', version: 'v1' };
+    const eps = [
+      // Same labels, other region: still before any endpoint with fewer matching labels.
+      labelled(a, v1, { locality: { region: 'eu-west', zone: 'eu-west-1a' } }),
+      labelled(b, v1, { locality: { region: 'ap-south', zone: 'ap-south-1a' } }),
+      labelled(
+        c,
+        { 'topology.istio.io/network': 'net1' },
+        { locality: { region: 'us-east', zone: 'us-east-1a' } },
+      ),
+    ];
+    const cluster: Partial<Cluster> = {
+      lbPolicy: 'ROUND_ROBIN',
+      outlierDetection: od,
+      localityLb: { failoverPriority: fp, failover: [{ from: 'us-east', to: 'eu-west' }] },
+    };
+    let port = await start(cluster, eps);
+    // Within label priority 0 the failover region (eu-west) comes before the others.
+    expect(await tally(port, 8)).to.deep.equal({ a: 8 });
+    await proxy!.stop(100);
+    port = await start(cluster, [{ ...eps[0]!, health: 'UNHEALTHY' }, ...eps.slice(1)]);
+    expect(await tally(port, 8)).to.deep.equal({ b: 8 });
+  });
+
+  it('applies without a proxy locality (labels only)', () => {
+    const def: Cluster = { name: C1, lbPolicy: 'ROUND_ROBIN', localityLb: { failoverPriority: fp } };
+    const state = new ClusterState(def, JSON.stringify(def), undefined, undefined, undefined);
+    try {
+      state.setEndpoints(
+        [
+          labelled(ups[0]!, { version: 'v1' }),
+          labelled(ups[1]!, { 'topology.istio.io/network': 'net1', version: 'v1' }),
+          labelled(ups[2]!, { 'topology.istio.io/network': 'net1', version: 'v1' }, { health: 'UNHEALTHY' }),
+        ],
+        new Map(),
+      );
+      // Priority 0 (both labels) is half healthy: 1.4 x 50% = 70% stays, 30% goes to priority 2.
+      expect(state.views.map((v) => v.hosts.map((h) => h.port))).to.deep.equal([
+        [ups[1]!.port],
+        [ups[0]!.port],
+      ]);
+      expect(state.viewCum[0]).to.be.closeTo(70, 0.01);
+    } finally {
+      state.close();
+      for (const h of state.hosts) h.pool.destroy().catch(() => {});
+    }
+  });
+});

@@ -8,9 +8,13 @@
  * - distribute: the first rule whose `from` matches the proxy's locality gives each endpoint
  *   locality a weight (a `to` weight is shared evenly by the localities it matches); localities
  *   matched by no `to` entry get no traffic.
- * A proxy without a locality, or a cluster without `localityLb`, has one priority, one group.
+ * - failoverPriority (Istio): endpoints matching the proxy on the first n of N labels get
+ *   priority N - n (values resolved by the compiler); with an explicit `failover` list each
+ *   level is split further by locality.
+ * A proxy without a locality (and no failoverPriority), or a cluster without `localityLb`,
+ * has one priority, one group.
  */
-import type { Locality, LocalityLb } from '../../tables/index.js';
+import type { Endpoint, FailoverPriority, Locality, LocalityLb } from '../../tables/index.js';
 import type { EndpointState } from './endpoint.js';
 
 export const OVERPROVISIONING = 1.4;
@@ -38,17 +42,42 @@ export function priorityOf(ep: Locality | undefined, self: Locality, lb: Localit
   return 4;
 }
 
-/** Hosts grouped into priority levels (failover mode), lowest first, empty levels dropped. */
+/**
+ * Istio failoverPriority: the number of leading entries an endpoint's labels match, n of N,
+ * gives priority N - n (all matched: 0).
+ */
+export function labelPriorityOf(ep: Endpoint, fp: FailoverPriority): number {
+  let n = 0;
+  for (; n < fp.length; n++) {
+    const e = fp[n]!;
+    if ((ep.labels?.[e.label] ?? '') !== (e.value ?? '')) break;
+  }
+  return fp.length - n;
+}
+
+/**
+ * Hosts grouped into priority levels (failover mode), lowest first, empty levels dropped.
+ * With failoverPriority the label priority orders first; an explicit `failover` list then
+ * splits each level by locality (Istio: label priority x 5 + locality priority).
+ */
 export function priorityLevels(
   hosts: readonly EndpointState[],
   self: Locality | undefined,
   lb: LocalityLb | undefined,
 ): EndpointState[][] {
-  if (self === undefined || lb === undefined || lb.distribute !== undefined || !self.region)
-    return [hosts.slice()];
-  const levels: EndpointState[][] = [[], [], [], [], []];
-  for (const h of hosts) levels[priorityOf(h.spec.locality, self, lb)]!.push(h);
-  return levels.filter((l) => l.length > 0);
+  if (lb === undefined || lb.distribute !== undefined) return [hosts.slice()];
+  const fp = lb.failoverPriority;
+  const byLocality = self !== undefined && !!self.region && (!fp?.length || !!lb.failover?.length);
+  if (!fp?.length && !byLocality) return [hosts.slice()];
+  const levels: EndpointState[][] = [];
+  for (const h of hosts) {
+    let p = fp?.length ? labelPriorityOf(h.spec, fp) * 5 : 0;
+    if (byLocality) p += priorityOf(h.spec.locality, self!, lb);
+    const level = levels[p];
+    if (level === undefined) levels[p] = [h];
+    else level.push(h);
+  }
+  return levels.filter((l) => l !== undefined && l.length > 0);
 }
 
 export interface WeightedGroup {
