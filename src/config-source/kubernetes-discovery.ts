@@ -4,6 +4,8 @@
  * every resource of the Istio API groups at the group's preferred version (absent groups,
  * i.e. CRDs not installed yet, are skipped and looked for again at the next resync).
  */
+
+import type { ReflectorLogger } from './kubernetes-reflector.js';
 import { KubeApiError, type KubeRest } from './kubernetes-rest.js';
 
 export interface WatchedResource {
@@ -45,7 +47,7 @@ export async function endpointSliceVersion(rest: KubeRest): Promise<string> {
 /** The core collections plus EndpointSlices at the version the apiserver serves. */
 export async function coreResources(
   rest: KubeRest,
-  opts: { nodes?: boolean } = {},
+  opts: { nodes?: boolean; log?: Pick<ReflectorLogger, 'warn'> } = {},
 ): Promise<WatchedResource[]> {
   const slices = await endpointSliceVersion(rest);
   const out: WatchedResource[] = [
@@ -54,8 +56,27 @@ export async function coreResources(
     { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod' },
     { path: `/apis/${slices}/endpointslices`, apiVersion: slices, kind: 'EndpointSlice' },
   ];
-  if (opts.nodes) out.push({ path: '/api/v1/nodes', apiVersion: 'v1', kind: 'Node' });
+  if (opts.nodes && (await canListNodes(rest, opts.log)))
+    out.push({ path: '/api/v1/nodes', apiVersion: 'v1', kind: 'Node' });
   return out;
+}
+
+/**
+ * Nodes only refine locality, so a controller whose RBAC predates the nodes rule (an upgrade
+ * without re-applying config/) runs without them, saying why, rather than waiting forever on a
+ * list it may not do.
+ */
+async function canListNodes(rest: KubeRest, log?: Pick<ReflectorLogger, 'warn'>): Promise<boolean> {
+  try {
+    await rest.get('/api/v1/nodes?limit=1');
+    return true;
+  } catch (err) {
+    if (!(err instanceof KubeApiError) || err.code !== 403) return true; // transient: the reflector retries
+    log?.warn('cannot list nodes (forbidden): locality comes from pod labels only; re-apply config/ RBAC', {
+      error: err.message,
+    });
+    return false;
+  }
 }
 
 /** Every list/watchable resource of the Istio groups, at each group's preferred version. */

@@ -122,7 +122,10 @@ export class KubernetesSource implements ConfigSource {
 
   async start(): Promise<ClusterSnapshotEvent> {
     const resources = [
-      ...(await coreResources(this.opts.rest, { nodes: this.opts.nodes ?? true })),
+      ...(await coreResources(this.opts.rest, {
+        nodes: this.opts.nodes ?? true,
+        ...(this.opts.log ? { log: this.opts.log } : {}),
+      })),
       ...(await meshResources(this.opts.rest)),
     ];
     await Promise.all(resources.map((r) => this.watch(r)));

@@ -17,14 +17,19 @@ const PLURALS: Record<string, string> = {
   DestinationRule: 'destinationrules',
   ServiceEntry: 'serviceentries',
   Lease: 'leases',
+  ClusterRole: 'clusterroles',
+  ClusterRoleBinding: 'clusterrolebindings',
 };
+
+/** Kinds without a namespace. */
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
 
 export function pathOf(o: KubeObject, withName = true): string {
   const api = o.apiVersion ?? 'v1';
   const base = api.includes('/') ? `/apis/${api}` : `/api/${api}`;
   const plural = PLURALS[o.kind ?? ''];
   if (!plural) throw new Error(`no plural for ${o.kind}`);
-  const ns = o.kind === 'Namespace' ? '' : `/namespaces/${o.metadata?.namespace ?? 'default'}`;
+  const ns = CLUSTER_SCOPED.has(o.kind ?? '') ? '' : `/namespaces/${o.metadata?.namespace ?? 'default'}`;
   return `${base}${ns}/${plural}${withName ? `/${o.metadata?.name}` : ''}`;
 }
 
