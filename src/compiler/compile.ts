@@ -7,7 +7,7 @@
 import { DEFAULT_TRUST_DOMAIN } from '../api/mesh.js';
 import { canonicalJson, getOrCreate, shortHash } from '../registry/hash.js';
 import { type SidecarScope, scopeFor } from '../registry/scope.js';
-import type { MeshSnapshot, WorkloadIdentity } from '../registry/types.js';
+import type { MeshSettings, MeshSnapshot, WorkloadIdentity } from '../registry/types.js';
 import { workloadKey } from '../registry/workloads.js';
 import {
   type Cluster,
@@ -20,6 +20,7 @@ import {
   type ProxyTables,
   type RouteConfig,
   TABLES_API_VERSION,
+  type Telemetry,
   type Workload,
 } from '../tables/index.js';
 import { parseClusterName } from '../tables/names.js';
@@ -253,6 +254,19 @@ function assemble(snap: MeshSnapshot, c: Caches, w: WorkloadIdentity, inKey: str
   };
 }
 
+/** Mesh-wide access log (MeshConfig accessLogFile/Encoding/Format); undefined when off. */
+function telemetryOf(mesh: MeshSettings): Telemetry | undefined {
+  const l = mesh.accessLog;
+  if (!l) return undefined;
+  return {
+    accessLog: {
+      file: l.file,
+      ...(l.encoding ? { encoding: l.encoding } : {}),
+      ...(l.format ? { format: l.format } : {}),
+    },
+  };
+}
+
 /**
  * Compiles the proxy config of one workload. The returned documents may share sub-objects
  * with other workloads' results (and the endpoints document is shared by a whole class):
@@ -264,9 +278,12 @@ export function compileForWorkload(snap: MeshSnapshot, w: WorkloadIdentity): Com
   const a = getOrCreate(c.assembled, inKey, () => assemble(snap, c, w, inKey));
   const node = nodeOf(w);
   const sec = inboundSecurityFor(snap, w);
+  const telemetry = telemetryOf(snap.mesh);
   const tables: ProxyTables = {
     apiVersion: TABLES_API_VERSION,
-    version: shortHash(`${a.hash}|${canonicalJson(node)}${sec.hash}`),
+    version: shortHash(
+      `${a.hash}|${canonicalJson(node)}${sec.hash}${telemetry ? `|${canonicalJson(telemetry)}` : ''}`,
+    ),
     node,
     listeners: a.listeners,
     routeConfigs: a.routeConfigs,
@@ -274,5 +291,6 @@ export function compileForWorkload(snap: MeshSnapshot, w: WorkloadIdentity): Com
   };
   if (a.inboundMtls) tables.inboundMtls = a.inboundMtls;
   if (sec.security) tables.security = sec.security;
+  if (telemetry) tables.telemetry = telemetry;
   return { tables, endpoints: a.endpoints, warnings: withSecurityWarnings(a.warnings, sec.warnings) };
 }

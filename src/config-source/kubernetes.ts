@@ -6,8 +6,14 @@
  * Invalid mesh objects are skipped (their last valid version kept) exactly as in local mode.
  * Besides the snapshot, each event carries the workload classes of the pods (what the
  * publisher publishes for).
+ *
+ * Istio's mesh config, ConfigMap `istio` (key `mesh`) of the root namespace, is watched too (one
+ * object: a field selector on its name, in that namespace only) and parsed by mesh-config.ts:
+ * when it exists, its `outboundTrafficPolicy` and access log settings win over `opts.mesh`; a
+ * malformed one is logged (and listed as rejected) naming the field, the last good one stays.
  */
 
+import { DEFAULT_ROOT_NAMESPACE } from '../api/mesh.js';
 import { NODE_LOCALITY_LABELS } from '../registry/kubernetes.js';
 import { buildSnapshot } from '../registry/snapshot.js';
 import type { MeshSettings, MeshSnapshot, WorkloadIdentity } from '../registry/types.js';
@@ -19,8 +25,14 @@ import {
   type ReflectorLogger,
   stripManagedFields,
 } from './kubernetes-reflector.js';
-import type { KubeObject, KubeRest } from './kubernetes-rest.js';
-import type { ConfigSource, SnapshotEvent } from './types.js';
+import { KubeApiError, type KubeObject, type KubeRest } from './kubernetes-rest.js';
+import {
+  MESH_CONFIGMAP,
+  MESH_CONFIGMAP_KEY,
+  type MeshConfigSettings,
+  parseMeshConfig,
+} from './mesh-config.js';
+import type { ConfigSource, RejectedDocument, SnapshotEvent } from './types.js';
 import { acceptDocuments } from './validate.js';
 
 export interface KubernetesSourceOptions {
@@ -38,6 +50,11 @@ export interface KubernetesSourceOptions {
    */
   nodes?: boolean;
   backoffMaxMs?: number;
+  /**
+   * Watch the mesh config ConfigMap `istio` in the root namespace (needs get/list/watch on
+   * configmaps there). Default true.
+   */
+  meshConfig?: boolean;
   log?: ReflectorLogger;
 }
 
@@ -115,6 +132,10 @@ export class KubernetesSource implements ConfigSource {
   private started = false;
   private closed = false;
   private discoveryTimer: NodeJS.Timeout | undefined;
+  /** Mesh config: the resourceVersion last parsed, its outcome, and the last good settings. */
+  private meshConfigSeen: string | undefined;
+  private meshConfigRejected: RejectedDocument | undefined;
+  private meshConfigGood: MeshConfigSettings | undefined;
   /** Snapshots built (for tests and metrics). */
   builds = 0;
 
@@ -128,6 +149,8 @@ export class KubernetesSource implements ConfigSource {
       })),
       ...(await meshResources(this.opts.rest)),
     ];
+    if ((this.opts.meshConfig ?? true) && (await this.canReadMeshConfig()))
+      resources.push(this.meshConfigResource());
     await Promise.all(resources.map((r) => this.watch(r)));
     this.started = true;
     const resync = this.opts.resyncMs ?? 300_000;
@@ -182,13 +205,76 @@ export class KubernetesSource implements ConfigSource {
     await Promise.all([...this.reflectors.values()].map((r) => r.stop()));
   }
 
-  private async watch(r: WatchedResource): Promise<void> {
+  private get rootNamespace(): string {
+    return this.opts.mesh?.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  }
+
+  private meshConfigResource(): WatchedResource & { fieldSelector: string } {
+    return {
+      path: `/api/v1/namespaces/${this.rootNamespace}/configmaps`,
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      fieldSelector: `metadata.name=${MESH_CONFIGMAP}`,
+    };
+  }
+
+  /** False (with a warning) when RBAC forbids it: the mesh config then stays at its defaults. */
+  private async canReadMeshConfig(): Promise<boolean> {
+    const r = this.meshConfigResource();
+    try {
+      await this.opts.rest.get(`${r.path}?fieldSelector=${encodeURIComponent(r.fieldSelector)}&limit=1`);
+      return true;
+    } catch (err) {
+      if (!(err instanceof KubeApiError) || err.code !== 403) return true; // transient: the reflector retries
+      this.opts.log?.warn(
+        `cannot read ConfigMap ${this.rootNamespace}/${MESH_CONFIGMAP} (forbidden): mesh config stays at its defaults; re-apply config/ RBAC`,
+        { error: err.message },
+      );
+      return false;
+    }
+  }
+
+  /**
+   * The mesh settings: `opts.mesh`, overridden by the mesh config ConfigMap when it exists.
+   * Parsed once per resourceVersion; a malformed version keeps the last good settings.
+   */
+  private meshSettings(): Partial<MeshSettings> {
+    const r = this.reflectors.get(this.meshConfigResource().path);
+    const cm = r?.store.get(`${this.rootNamespace}/${MESH_CONFIGMAP}`);
+    const source = `ConfigMap ${this.rootNamespace}/${MESH_CONFIGMAP}`;
+    const rv = cm ? (cm.metadata?.resourceVersion ?? '') : undefined;
+    if (rv !== this.meshConfigSeen) {
+      this.meshConfigSeen = rv;
+      this.meshConfigRejected = undefined;
+      if (cm === undefined) this.meshConfigGood = undefined;
+      else {
+        const data = (cm as { data?: Record<string, string> }).data;
+        const parsed = parseMeshConfig(data?.[MESH_CONFIGMAP_KEY]);
+        if (parsed.ok) {
+          this.meshConfigGood = parsed.settings;
+          this.opts.log?.info('mesh config applied', { source, ...parsed.settings });
+        } else {
+          const messages = parsed.errors.map((e) => `${MESH_CONFIGMAP_KEY}: ${e}`);
+          this.meshConfigRejected = { source, messages, keptPrevious: this.meshConfigGood !== undefined };
+          this.opts.log?.warn(
+            `mesh config ${source} rejected (${messages.join('; ')}); keeping the ${
+              this.meshConfigGood ? 'last good mesh config' : 'default mesh settings'
+            }`,
+          );
+        }
+      }
+    }
+    return this.meshConfigGood ? { ...this.opts.mesh, ...this.meshConfigGood } : (this.opts.mesh ?? {});
+  }
+
+  private async watch(r: WatchedResource & { fieldSelector?: string }): Promise<void> {
     if (this.reflectors.has(r.path)) return;
     const reflector = new ReflectorImpl({
       rest: this.opts.rest,
       path: r.path,
       apiVersion: r.apiVersion,
       kind: r.kind,
+      ...(r.fieldSelector ? { fieldSelector: r.fieldSelector } : {}),
       transform: trim,
       resyncMs: this.opts.resyncMs ?? 300_000,
       ...(this.opts.backoffMaxMs ? { backoffMaxMs: this.opts.backoffMaxMs } : {}),
@@ -240,7 +326,7 @@ export class KubernetesSource implements ConfigSource {
     for (const r of this.reflectors.values())
       for (const o of r.store.values()) {
         if (o.kind === 'Namespace') namespaces.push(o.metadata?.name ?? '');
-        else objects.push(o);
+        else if (o.kind !== 'ConfigMap') objects.push(o);
       }
     const docs = objects.map((object) => ({
       source: `${object.kind} ${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`,
@@ -248,7 +334,8 @@ export class KubernetesSource implements ConfigSource {
     }));
     const root = this.opts.mesh?.rootNamespace;
     const accepted = acceptDocuments(docs, this.lastGood, root);
-    const snapshot = buildSnapshot(accepted.objects, this.opts.mesh);
+    const snapshot = buildSnapshot(accepted.objects, this.meshSettings());
+    if (this.meshConfigRejected) accepted.rejected.push(this.meshConfigRejected);
     const pods = objects.filter((o) => o.kind === 'Pod' && isRunnable(o));
     const workloads = workloadsFromPods(
       pods,

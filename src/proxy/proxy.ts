@@ -8,6 +8,7 @@ import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
 import {
+  type AccessLogSetting,
   type EndpointTable,
   type TableError,
   validateEndpoints,
@@ -53,7 +54,11 @@ export interface ProxyOptions {
    * is not ready until the first certificate arrived.
    */
   certificates?: CertificateSource;
-  /** Tracing (Zipkin) and access logs; both off when absent (telemetry/request-telemetry.ts). */
+  /**
+   * Tracing (Zipkin) and access logs; both off when absent (telemetry/request-telemetry.ts).
+   * An `accessLog` here (per pod: env/flags) wins over the mesh-wide one of the tables
+   * (`telemetry.accessLog`, mesh config), which is then ignored.
+   */
   telemetry?: TelemetryOptions;
 }
 
@@ -68,8 +73,10 @@ export class SidecarProxy implements AdminTarget {
   /** AuthorizationPolicy / RequestAuthentication / rate limits of the inbound side (src/authz). */
   readonly security = new InboundSecurityState();
   readonly log: Logger;
-  /** Tracing and access logs; null when neither is configured (requests then pay nothing). */
-  readonly telemetry: ProxyTelemetry | null;
+  /** Tracing and access logs, whether on or not (the access log can come with a config). */
+  private readonly telemetryState: ProxyTelemetry;
+  /** The access log is set per pod (options): the mesh setting of the tables is ignored. */
+  private readonly accessLogPinned: boolean;
   private readonly listeners: ListenerManager;
   private readonly servers: http.Server[] = [];
   private readonly ports = { admin: 0, stats: 0, health: 0 };
@@ -97,8 +104,8 @@ export class SidecarProxy implements AdminTarget {
 
   constructor(private readonly opts: ProxyOptions = {}) {
     this.log = opts.logger ?? createLogger(opts.logLevel ?? 'info');
-    const t = opts.telemetry;
-    this.telemetry = t?.tracing || t?.accessLog ? new ProxyTelemetry(t, this.log) : null;
+    this.telemetryState = new ProxyTelemetry(opts.telemetry ?? {}, this.log);
+    this.accessLogPinned = opts.telemetry?.accessLog !== undefined;
     this.listeners = new ListenerManager(
       opts.listeners ?? {},
       this.metrics,
@@ -107,11 +114,11 @@ export class SidecarProxy implements AdminTarget {
       this.telemetry,
     );
     this.tcp = new TcpProxy(opts.listeners ?? {}, this.log, () => this.snapshot, this, opts.tcp);
-    if (this.telemetry?.accessLog) this.tcp.metrics.closeHook = this.telemetry;
+    if (this.telemetryState.accessLog !== null) this.tcp.metrics.setCloseHook(this.telemetryState);
     if (opts.node) {
       this.metrics.setNode(opts.node);
       this.tcp.metrics.setNode(opts.node);
-      this.telemetry?.setNode(opts.node);
+      this.telemetryState.setNode(opts.node);
     }
     this.identity = opts.certificates ? new MeshIdentity(opts.certificates, this.log) : null;
     this.inboundTls = this.identity
@@ -120,6 +127,38 @@ export class SidecarProxy implements AdminTarget {
     this.registry.tls = { identity: this.identity, log: this.log };
     const identity = this.identity;
     if (identity !== null) this.addReadinessCheck(() => identity.ready);
+  }
+
+  /** Tracing and access logs; null when neither is on (requests then pay nothing). */
+  get telemetry(): ProxyTelemetry | null {
+    return this.telemetryState.active ? this.telemetryState : null;
+  }
+
+  /**
+   * The mesh-wide access log of a new config: turns it on, off or to another file for the
+   * requests and connections that start from now on. Ignored when the access log is set per
+   * pod; a format that does not compile keeps the current log (and says why).
+   */
+  private applyAccessLog(setting: AccessLogSetting | undefined): void {
+    if (this.accessLogPinned) {
+      if (setting) this.log.debug('mesh access log ignored: set per pod (env/flags), which wins');
+      return;
+    }
+    let changed: boolean;
+    try {
+      changed = this.telemetryState.setAccessLog(setting);
+    } catch (err) {
+      this.log.warn(
+        `mesh access log ${setting?.file}: ${err instanceof Error ? err.message : String(err)}; keeping the current access log`,
+      );
+      return;
+    }
+    if (!changed) return;
+    this.listeners.setTelemetry(this.telemetry);
+    this.tcp.metrics.setCloseHook(this.telemetryState.accessLog !== null ? this.telemetryState : null);
+    this.log.info(
+      setting ? `access log on: ${setting.file} (${setting.encoding ?? 'TEXT'})` : 'access log off',
+    );
   }
 
   /** Hands a connection accepted elsewhere to an HTTP listener's server (see tcp/, sidecar/). */
@@ -194,9 +233,10 @@ export class SidecarProxy implements AdminTarget {
     this.registry.commit(clusters, v.value.endpoints);
     this.registry.setLocality(v.value.node?.locality ?? this.opts.node?.locality);
     this.security.install(next, v.value.security, this.log);
+    this.applyAccessLog(v.value.telemetry?.accessLog);
     this.metrics.setNode(v.value.node ?? this.opts.node);
     this.tcp.metrics.setNode(v.value.node ?? this.opts.node);
-    this.telemetry?.setNode(v.value.node ?? this.opts.node);
+    this.telemetryState.setNode(v.value.node ?? this.opts.node);
     this.snapshot = next;
     this.status.version = next.version;
     this.status.accepted++;
@@ -243,7 +283,7 @@ export class SidecarProxy implements AdminTarget {
     this.security.close();
     await Promise.all([this.listeners.close(drainMs), this.tcp.close(drainMs)]);
     await this.registry.close();
-    await this.telemetry?.close();
+    await this.telemetryState.close();
     for (const s of this.servers) {
       s.close();
       s.closeAllConnections();

@@ -99,6 +99,17 @@ export interface MeshSettings {
   rootNamespace: string;
   /** Istio default ALLOW_ANY: unknown hosts pass through; REGISTRY_ONLY: 502. */
   outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /**
+   * MeshConfig `accessLogFile` / `accessLogEncoding` / `accessLogFormat`; absent = off (Istio's
+   * default). Copied into every proxy's tables (`telemetry.accessLog`).
+   */
+  accessLog?: MeshAccessLog;
+}
+
+export interface MeshAccessLog {
+  file: string;
+  encoding?: 'TEXT' | 'JSON';
+  format?: string;
 }
 
 /**

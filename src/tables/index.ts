@@ -17,6 +17,7 @@ export {
 export * from './routes.js';
 export * from './security.js';
 export * from './tables.js';
+export * from './telemetry.js';
 export * from './tls.js';
 export {
   formatErrors,

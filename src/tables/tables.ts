@@ -7,6 +7,7 @@ import { List, MapOf, NonEmpty, Obj, Opt, type Static, Str, Type } from './kit.j
 import { ListenerSchema } from './listeners.js';
 import { RouteConfigSchema } from './routes.js';
 import { InboundSecuritySchema } from './security.js';
+import { TelemetrySchema } from './telemetry.js';
 import { InboundMtlsSchema } from './tls.js';
 
 export const TABLES_API_VERSION = 'isthmus.io/tables/v1';
@@ -23,5 +24,7 @@ export const ProxyTablesSchema = Obj({
   inboundMtls: Opt(InboundMtlsSchema),
   /** Inbound authorization, JWT and local rate limits (src/authz applies it). */
   security: Opt(InboundSecuritySchema),
+  /** Mesh-wide access log (mesh config); absent = none (src/tables/telemetry.ts). */
+  telemetry: Opt(TelemetrySchema),
 });
 export type ProxyTables = Static<typeof ProxyTablesSchema>;

@@ -155,8 +155,10 @@ const collect = (v: string, acc: string[]) => [...acc, v];
 /**
  * Tracing and access log settings: env PROXY_CONFIG (ProxyConfig JSON, `tracing.zipkin.address`,
  * `tracing.sampling`) and env ISTHMUS_ACCESS_LOG_FILE/_ENCODING/_FORMAT, overridden by the flags.
- * Tracing is on when PROXY_CONFIG has `tracing` or a tracing flag is given. Throws naming the
- * env var or flag that is wrong.
+ * Tracing is on when PROXY_CONFIG has `tracing` or a tracing flag is given. An access log set
+ * here (per pod) wins over the mesh-wide one (mesh config `accessLogFile`, which arrives with
+ * the tables and is applied on each swap otherwise). Throws naming the env var or flag that is
+ * wrong.
  */
 export function telemetryFromCli(
   o: TelemetryCliOptions,
@@ -209,7 +211,8 @@ function telemetryFlags(c: Command): Command {
     .option('--trace-sampling <percent>', 'percent of new traces sampled, 0-100 (Istio default 1)')
     .option(
       '--access-log-file <path>',
-      'access log file, e.g. /dev/stdout (default off; env ISTHMUS_ACCESS_LOG_FILE)',
+      'access log file, e.g. /dev/stdout (default: the mesh config accessLogFile, else off; ' +
+        'env ISTHMUS_ACCESS_LOG_FILE; either wins over the mesh config)',
     )
     .option('--access-log-encoding <enc>', 'TEXT or JSON (Istio accessLogEncoding; default TEXT)')
     .option('--access-log-format <format>', 'Envoy format string (TEXT) or JSON object of fields (JSON)');

@@ -49,8 +49,14 @@ export class ListenerManager {
     private readonly metrics: IstioMetrics,
     private readonly log: Logger,
     private readonly current: () => Snapshot,
-    private readonly telemetry: ProxyTelemetry | null = null,
+    private telemetry: ProxyTelemetry | null = null,
   ) {}
+
+  /** Tracing/access log turned on (the object) or off (null) for running and future listeners. */
+  setTelemetry(t: ProxyTelemetry | null): void {
+    this.telemetry = t;
+    for (const r of this.running.values()) r.handler.recorder.telemetry = t;
+  }
 
   port(name: string): number | undefined {
     return this.running.get(name)?.port;

@@ -26,7 +26,8 @@ export class RequestRecorder {
     readonly metrics: IstioMetrics,
     readonly reporter: Reporter,
     readonly log: Logger,
-    readonly telemetry: ProxyTelemetry | null = null,
+    /** Replaced when the access log is turned on/off by a new config (ListenerManager.setTelemetry). */
+    public telemetry: ProxyTelemetry | null = null,
   ) {}
 
   /** Trace propagation (and request id, route) for a request going upstream with `headers`. */

@@ -129,6 +129,14 @@ export class TcpMetrics {
   /** Access log of closed connections (set by the proxy when one is configured). */
   closeHook: TcpCloseHook | null = null;
 
+  /** Changes the close hook for connections opened from now on (access log turned on/off). */
+  setCloseHook(hook: TcpCloseHook | null): void {
+    if (hook === this.closeHook) return;
+    this.closeHook = hook;
+    this.gen++;
+    this.named.clear();
+  }
+
   setNode(node: Workload | undefined): void {
     const next = node ?? {};
     if (JSON.stringify(next) === JSON.stringify(this.node)) return;

@@ -1,9 +1,10 @@
 /**
  * The telemetry part of Istio's ProxyConfig as the proxy receives it: env `PROXY_CONFIG` (the
  * injector's merge of mesh defaults and the pod's `proxy.istio.io/config`, JSON), plus the
- * access log settings, which Istio keeps in mesh config (`accessLogFile`, `accessLogEncoding`,
- * `accessLogFormat`) and we take from env `ISTHMUS_ACCESS_LOG_FILE` / `_ENCODING` / `_FORMAT`
- * (settable per pod through ProxyConfig `proxyMetadata`, which the injector turns into env).
+ * per-pod access log settings: env `ISTHMUS_ACCESS_LOG_FILE` / `_ENCODING` / `_FORMAT` (settable
+ * through ProxyConfig `proxyMetadata`, which the injector turns into env). They win over the
+ * mesh-wide ones (mesh config `accessLogFile`, `accessLogEncoding`, `accessLogFormat`), which
+ * reach the proxy in its tables (`telemetry.accessLog`).
  *
  * Errors name the field: `PROXY_CONFIG: tracing.sampling: expected a number from 0 to 100, got "x"`.
  */

@@ -198,7 +198,10 @@ export class ProxyTelemetry {
   readonly tracing: boolean;
   readonly samplingPct: number;
   readonly exporter: ZipkinExporter | null;
-  readonly accessLog: AccessLogWriter | null;
+  /** The file access log; replaced on a table swap that changes the mesh setting (setAccessLog). */
+  accessLog: AccessLogWriter | null;
+  private accessLogKey: string;
+  private readonly log: Log;
   readonly nodeId: string;
   readonly meshId: string;
   readonly clusterId: string;
@@ -220,16 +223,40 @@ export class ProxyTelemetry {
           },
         })
       : null;
-    this.accessLog = opts.accessLog
-      ? new AccessLogWriter(opts.accessLog, (err) =>
-          log.warn(`access log ${opts.accessLog!.file}: ${err.message}`),
-        )
-      : null;
+    this.log = log;
+    this.accessLog = opts.accessLog ? this.newWriter(opts.accessLog) : null;
+    this.accessLogKey = accessLogKey(opts.accessLog);
     this.nodeId = opts.nodeId ?? '';
     this.meshId = opts.meshId ?? 'cluster.local';
     this.clusterId = opts.clusterId ?? 'Kubernetes';
     this.instanceIp = opts.instanceIp ?? '';
     this.setNode(undefined);
+  }
+
+  /** Tracing or an access log is on: the listeners need this object (else they get null). */
+  get active(): boolean {
+    return this.tracing || this.accessLog !== null;
+  }
+
+  /**
+   * Turns the access log on, off, or to another file/encoding/format (mesh config, applied on a
+   * table swap). Requests ending from now on write to the new writer; the old one is flushed
+   * and closed. Returns false when nothing changed. Throws (nothing changed) when the format
+   * does not compile.
+   */
+  setAccessLog(opts: AccessLogOptions | undefined): boolean {
+    const key = accessLogKey(opts);
+    if (key === this.accessLogKey) return false;
+    const next = opts ? this.newWriter(opts) : null;
+    const prev = this.accessLog;
+    this.accessLog = next;
+    this.accessLogKey = key;
+    if (prev !== null) void prev.close();
+    return true;
+  }
+
+  private newWriter(opts: AccessLogOptions): AccessLogWriter {
+    return new AccessLogWriter(opts, (err) => this.log.warn(`access log ${opts.file}: ${err.message}`));
   }
 
   /** The proxy's workload (config `node`): span service name and Istio tags. */
@@ -429,6 +456,10 @@ export class ProxyTelemetry {
   async close(): Promise<void> {
     await Promise.all([this.exporter?.close(), this.accessLog?.close()]);
   }
+}
+
+function accessLogKey(o: AccessLogOptions | undefined): string {
+  return o ? `${o.file}\n${o.encoding ?? 'TEXT'}\n${o.format ?? ''}` : '';
 }
 
 /** Envoy's %RESPONSE_CODE_DETAILS% for what this proxy does. */
