@@ -41,7 +41,8 @@ async function start(t: ProxyTables, telemetry?: TelemetryOptions): Promise<Side
 /** Lines of the log once `n` have been written (the writer flushes on the next tick). */
 async function lines(p: SidecarProxy, file: string, n: number): Promise<string[]> {
   p.telemetry!.accessLog!.flush();
-  for (let i = 0; i < 200; i++) {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
     let text = '';
     try {
       text = readFileSync(file, 'utf8');

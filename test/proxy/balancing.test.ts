@@ -18,10 +18,21 @@ describe('proxy load balancing', () => {
   let ups: Upstream[];
   let proxy: SidecarProxy;
 
+  /** `/hold` requests wait here until the test releases them (no timer decides the overlap). */
+  const holds: Array<() => void> = [];
+  let held: (() => void) | null = null;
+
   before(async () => {
     const hold =
-      (name: string) => (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) =>
-        setTimeout(() => res.end(name), req.url === '/hold' ? 400 : 0);
+      (name: string) =>
+      (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+        if (req.url !== '/hold') {
+          res.end(name);
+          return;
+        }
+        holds.push(() => res.end(name));
+        held?.();
+      };
     ups = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(n, hold(n))));
   });
   after(async () => {
@@ -62,11 +73,16 @@ describe('proxy load balancing', () => {
 
   it('LEAST_REQUEST avoids the host with a request in flight', async () => {
     const port = await start('LEAST_REQUEST', ups.slice(0, 2));
-    const held = send(port, { path: '/hold' });
-    await new Promise((r) => setTimeout(r, 50));
+    const arrived = new Promise<void>((r) => {
+      held = r;
+    });
+    const holding = send(port, { path: '/hold' });
+    await arrived; // the proxy counts it active on one host until it is released
     const counts = await tally(port, 10);
-    const busy = (await held).body;
+    for (const release of holds.splice(0)) release();
+    const busy = (await holding).body;
     expect(counts[busy] ?? 0).to.equal(0);
+    expect(counts[busy === 'a' ? 'b' : 'a']).to.equal(10);
   });
 
   it('excludes unhealthy and draining endpoints', async () => {

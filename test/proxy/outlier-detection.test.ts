@@ -6,7 +6,7 @@
 import type http from 'node:http';
 import { expect } from 'chai';
 import type { SidecarProxy } from '../../src/proxy/index.js';
-import { DEFAULTS, OutlierDetector, OutlierStats } from '../../src/proxy/upstream/outlier.js';
+import { DEFAULTS, HostOutlier, OutlierDetector, OutlierStats } from '../../src/proxy/upstream/outlier.js';
 import type { Endpoint, OutlierDetection } from '../../src/tables/index.js';
 import {
   C1,
@@ -60,6 +60,25 @@ describe('proxy outlier detection', () => {
     return counts;
   }
 
+  /**
+   * Sends requests one by one until `u` is ejected (at most 20); returns what they got and when
+   * the ejecting request was sent (no later than the ejection itself).
+   */
+  async function untilEjected(
+    port: number,
+    u: Upstream,
+  ): Promise<{ counts: Record<string, number>; sentAt: number }> {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 20; i++) {
+      const sentAt = performance.now();
+      const r = await send(port);
+      const key = r.status === 200 ? r.body : `${r.body}:${r.status}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+      if ((await flags(u)) === '/failed_outlier_check') return { counts, sentAt };
+    }
+    throw new Error(`${u.port} was not ejected after 20 requests: ${JSON.stringify(counts)}`);
+  }
+
   const clusters = async () => (await getText(proxy!.adminPort, '/clusters')).body;
   const stats = async () => (await getText(proxy!.adminPort, '/stats')).body;
   const flags = async (u: Upstream) =>
@@ -89,47 +108,97 @@ describe('proxy outlier detection', () => {
     }
   });
 
-  it('ejects a host after consecutive 5xx, sends traffic elsewhere, returns it, ejects longer the second time', async () => {
+  it('ejects a host after consecutive 5xx, sends traffic elsewhere, returns it, ejects longer the second time', async function () {
+    this.timeout(60_000);
     const good = await upstream('good', 200);
     const bad = await upstream('bad', 500);
     ups.push(good, bad);
-    const base = 300;
+    // No assertion depends on how fast this machine is: the ejection time is long against the
+    // handful of requests made while the host is out, the interval is long against the few
+    // made after its return (the multiplier decays at the first sweep an interval after it),
+    // and elapsed times are only lower bounds from a moment before the ejecting request.
+    const base = 1500;
     const port = await start([ep(good), ep(bad)], {
       consecutive5xxErrors: 3,
-      intervalMs: 20,
+      intervalMs: base,
       baseEjectionTimeMs: base,
       maxEjectionPercent: 100,
     });
-    // Round robin: 6 requests give the bad host its 3 consecutive 500s.
-    expect(await tally(port, 6)).to.deep.equal({ good: 3, 'bad:500': 3 });
-    const ejectedAt = performance.now();
+    // Round robin: the bad host is ejected on its third 500, within 6 requests.
+    const first = await untilEjected(port, bad);
+    expect(first.counts).to.have.all.keys('good', 'bad:500');
+    expect(first.counts['bad:500']).to.equal(3);
+    expect(first.counts.good).to.be.within(2, 3);
+    expect(await tally(port, 10)).to.deep.equal({ good: 10 });
     expect(await flags(bad)).to.equal('/failed_outlier_check');
     expect(await flags(good)).to.equal('healthy');
     expect(await stat(`cluster.${C1}.outlier_detection.ejections_enforced_total`)).to.equal(1);
     expect(await stat(`cluster.${C1}.outlier_detection.ejections_active`)).to.equal(1);
     expect(await stat(`cluster.${C1}.outlier_detection.ejections_enforced_consecutive_5xx`)).to.equal(1);
-    expect(await tally(port, 10)).to.deep.equal({ good: 10 });
 
-    await eventually(async () => (await flags(bad)) === 'healthy', 5000);
-    expect(performance.now() - ejectedAt).to.be.at.least(base);
+    await eventually(async () => (await flags(bad)) === 'healthy', 20_000);
+    expect(performance.now() - first.sentAt).to.be.at.least(base);
+    expect(await stat(`cluster.${C1}.outlier_detection.ejections_active`)).to.equal(0);
     // Still failing: ejected again on its next 3 requests, now for 2 x baseEjectionTime.
-    expect((await tally(port, 6))['bad:500']).to.equal(3);
-    const again = performance.now();
-    expect(await flags(bad)).to.equal('/failed_outlier_check');
+    const second = await untilEjected(port, bad);
+    expect(second.counts['bad:500']).to.equal(3);
     expect(await stat(`cluster.${C1}.outlier_detection.ejections_enforced_total`)).to.equal(2);
-    await eventually(async () => (await flags(bad)) === 'healthy', 5000);
-    expect(performance.now() - again).to.be.at.least(2 * base);
+    await eventually(async () => (await flags(bad)) === 'healthy', 30_000);
+    expect(performance.now() - second.sentAt).to.be.at.least(2 * base);
     const prom = (await getText(proxy!.statsPort, '/stats/prometheus')).body;
     expect(prom).to.include(
       `envoy_cluster_outlier_detection_ejections_enforced_total{cluster_name="${C1}"} 2`,
     );
   });
 
-  it('keeps an ejection across a cluster definition change and still returns the host', async () => {
+  it('the ejection multiplier grows per ejection and decays one step per sweep once the host is back an interval (Envoy)', () => {
+    // The detector on its own; elapsed time is simulated by moving the host's timestamps back.
+    const h = new HostOutlier();
+    const other = new HostOutlier();
+    const d = new OutlierDetector(
+      { consecutive5xxErrors: 1, intervalMs: 10_000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 100 },
+      { hosts: [{ outlier: h }, { outlier: other }], hostsChanged() {} },
+      new OutlierStats(),
+    );
+    try {
+      d.report(h, 500);
+      expect([h.ejected, h.multiplier]).to.deep.equal([true, 1]);
+      h.ejectedAtMs -= 29_000;
+      d.sweep();
+      expect(h.ejected, 'before base x 1').to.equal(true);
+      h.ejectedAtMs -= 1_000;
+      d.sweep();
+      expect([h.ejected, h.multiplier]).to.deep.equal([false, 1]);
+      d.sweep(); // back for less than an interval: no decay
+      expect(h.multiplier).to.equal(1);
+      d.report(h, 500);
+      expect([h.ejected, h.multiplier]).to.deep.equal([true, 2]);
+      h.ejectedAtMs -= 30_000;
+      d.sweep();
+      expect(h.ejected, 'the second ejection lasts base x 2').to.equal(true);
+      h.ejectedAtMs -= 30_000;
+      d.sweep();
+      expect([h.ejected, h.multiplier]).to.deep.equal([false, 2]);
+      h.lastUnejectedMs -= 10_000;
+      d.sweep();
+      expect(h.multiplier).to.equal(1);
+      d.sweep();
+      expect(h.multiplier).to.equal(0);
+      d.report(h, 500);
+      expect([h.ejected, h.multiplier]).to.deep.equal([true, 1]);
+    } finally {
+      d.close();
+    }
+  });
+
+  it('keeps an ejection across a cluster definition change and still returns the host', async function () {
+    this.timeout(30_000);
     const good = await upstream('good', 200);
     const bad = await upstream('bad', 500);
     ups.push(good, bad);
-    const od = { consecutive5xxErrors: 2, intervalMs: 20, baseEjectionTimeMs: 400, maxEjectionPercent: 100 };
+    // Long enough that the table change and 6 requests happen while the host is out, however
+    // loaded the machine is.
+    const od = { consecutive5xxErrors: 2, intervalMs: 20, baseEjectionTimeMs: 2000, maxEjectionPercent: 100 };
     const port = await start([ep(good), ep(bad)], od);
     await tally(port, 4);
     expect(await flags(bad)).to.equal('/failed_outlier_check');
@@ -144,7 +213,7 @@ describe('proxy outlier detection', () => {
     expect((await proxy!.applyTables(t)).ok).to.equal(true);
     expect(await flags(bad)).to.equal('/failed_outlier_check');
     expect(await tally(port, 6)).to.deep.equal({ good: 6 });
-    await eventually(async () => (await flags(bad)) === 'healthy', 5000);
+    await eventually(async () => (await flags(bad)) === 'healthy', 20_000);
   });
 
   it('a success resets the consecutive count', async () => {

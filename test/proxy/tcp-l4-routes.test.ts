@@ -194,11 +194,12 @@ describe('TLS routes by SNI (tls listeners with l4Routes)', () => {
           destination_service_name: 'BlackHoleCluster',
         }) ===
         before + 1,
+      15_000,
     );
   });
 
   it('labels istio_tcp_* with the chosen cluster as destination_service', async () => {
-    await eventually(() => proxy.tcp.activeSessions === 0);
+    await eventually(() => proxy.tcp.activeSessions === 0, 15_000);
     const text = proxy.prometheus();
     const closed = (host: string) =>
       sample(text, 'istio_tcp_connections_closed_total', { reporter: 'source', destination_service: host });
@@ -282,7 +283,7 @@ describe('TCP routes: weighted split and destination subnets (tcp listeners with
     expect(got.v1 + got.v2).to.equal(n);
     // Binomial(500, 0.8): sd 1.8 points; 6 points is > 3 sd.
     expect(Math.abs((got.v1 / n) * 100 - 80)).to.be.lessThan(6);
-    await eventually(() => proxy!.tcp.metrics.totals().closed === n);
+    await eventually(() => proxy!.tcp.metrics.totals().closed === n, 15_000);
     const text = proxy.prometheus();
     const opened = sample(text, 'istio_tcp_connections_opened_total', {
       destination_service: 'db.shop.svc.cluster.local',
@@ -398,6 +399,7 @@ describe('l4Routes on the capture path (sidecar, injected original destination)'
         sample(sidecar.proxy.prometheus(), 'istio_tcp_connections_closed_total', {
           destination_service_name: 'PassthroughCluster',
         }) === 1,
+      15_000,
     );
     expect(
       sample(sidecar.proxy.prometheus(), 'istio_tcp_connections_closed_total', {

@@ -206,7 +206,8 @@ describe('TCP proxy outlier detection', () => {
           },
           {
             tls: { mode: 'SIMPLE', caCertificatesPem: cert.rootPem, subjectAltNames: [SPIFFE('shop', 'db')] },
-            connectTimeoutMs: 300,
+            // Long against a loopback TLS handshake to the good endpoint on a loaded machine.
+            connectTimeoutMs: 1000,
           },
         ),
       );

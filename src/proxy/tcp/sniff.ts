@@ -60,11 +60,12 @@ export function sniff(buf: Buffer): SniffResult {
 
 /**
  * Reads the first bytes of `socket` until `classify` decides (anything but undefined), the
- * client half-closes, `maxBytes` arrived or `timeoutMs` passed (then `undefined`: server-first
- * protocols never send first, so the caller falls back to plain TCP). The bytes are put back
- * with unshift and the socket is left paused; the next owner resumes it. When the client
- * already closed its side the bytes cannot be put back: they come as `pending` instead (the
- * caller must forward them itself) and the result is `undefined`.
+ * client half-closes, `maxBytes` arrived or `timeoutMs` passed with nothing more to read
+ * (then `undefined`: server-first protocols never send first, so the caller falls back to
+ * plain TCP). The bytes are put back with unshift and the socket is left paused; the next
+ * owner resumes it. When the client already closed its side the bytes cannot be put back:
+ * they come as `pending` instead (the caller must forward them itself) and the result is
+ * `undefined`.
  */
 export function peek<T>(
   socket: Socket,
@@ -96,7 +97,10 @@ export function peek<T>(
     else if (buf.length >= maxBytes) finish(undefined);
   };
   const onEnd = () => finish(undefined);
-  const timer = setTimeout(finish, timeoutMs, undefined);
+  // Timers run before I/O in a turn of the event loop: after a stall (load, GC, sync work) the
+  // timer can be due while the first bytes already wait in the socket. Decide one turn later,
+  // after the pending reads.
+  const timer = setTimeout(finishNextTurn, timeoutMs, finish);
   socket.on('error', noop);
   socket.on('data', onData);
   socket.on('end', onEnd);
@@ -105,6 +109,10 @@ export function peek<T>(
 }
 
 function noop(): void {}
+
+function finishNextTurn(finish: (result: undefined) => void): void {
+  setImmediate(finish, undefined);
+}
 
 /** `sniff` as a `peek` classifier. */
 export function classifyProtocol(buf: Buffer): SniffResult | undefined {

@@ -9,8 +9,8 @@
  *   ejected: 100 x (ejected + 1) / hosts <= max).
  * - an ejected host returns on the first interval sweep (`interval`, default 10 s) after
  *   `baseEjectionTime` (default 30 s) x its ejection multiplier, capped at max(300 s, base);
- *   the multiplier grows by one per ejection and shrinks by one for every multiplier x base
- *   the host then stays in (Envoy).
+ *   the multiplier grows by one per ejection and shrinks by one at every sweep once the host
+ *   has been back for an interval (Envoy's onIntervalTimer).
  * State lives in HostOutlier objects that move with their host across endpoint updates.
  */
 import type { OutlierDetection } from '../../tables/index.js';
@@ -32,7 +32,8 @@ export class HostOutlier {
   ejectedAtMs = 0;
   /** Ejection time multiplier (Envoy's eject time backoff). */
   multiplier = 0;
-  lastUnejectedMs = -1;
+  /** When the host last returned from an ejection (a multiplier > 0 on a host in service implies one). */
+  lastUnejectedMs = 0;
   /** Ejections of this host so far (admin). */
   ejections = 0;
 }
@@ -149,14 +150,7 @@ export class OutlierDetector {
     for (const { outlier: h } of this.cluster.hosts) {
       if (h.ejected || h.multiplier > 0) pending = true;
       if (!h.ejected) {
-        if (
-          h.multiplier > 0 &&
-          h.lastUnejectedMs >= 0 &&
-          now - h.lastUnejectedMs >= h.multiplier * this.baseMs
-        ) {
-          h.multiplier--;
-          h.lastUnejectedMs = now;
-        }
+        if (h.multiplier > 0 && now - h.lastUnejectedMs >= this.intervalMs) h.multiplier--;
         continue;
       }
       if (now - h.ejectedAtMs >= Math.min(this.baseMs * h.multiplier, this.maxMs())) {
