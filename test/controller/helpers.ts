@@ -16,6 +16,7 @@ const PLURALS: Record<string, string> = {
   VirtualService: 'virtualservices',
   DestinationRule: 'destinationrules',
   ServiceEntry: 'serviceentries',
+  Sidecar: 'sidecars',
   Lease: 'leases',
   ClusterRole: 'clusterroles',
   ClusterRoleBinding: 'clusterrolebindings',

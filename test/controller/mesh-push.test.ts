@@ -163,6 +163,14 @@ describe('control plane push: reconcile -> ConfigMaps -> agent -> proxy @integra
     }
     await upsert(admin, dr);
     await upsert(admin, vs({ v1: 80, v2: 20 }));
+    // The namespace's sidecars see only its own services (Istio Sidecar egress), so services
+    // of other suites' namespaces, still being deleted, cannot change these tables mid-test.
+    await upsert(admin, {
+      apiVersion: 'networking.istio.io/v1beta1',
+      kind: 'Sidecar',
+      metadata: { name: 'default', namespace: NS },
+      spec: { egress: [{ hosts: ['./*'] }] },
+    });
 
     reconciler = await startReconciler({
       rest: admin,
