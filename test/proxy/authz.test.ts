@@ -8,46 +8,16 @@ import { expect } from 'chai';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import type { SidecarProxy } from '../../src/proxy/index.js';
 import type { AuthzPolicy, InboundSecurity, ProxyTables } from '../../src/tables/index.js';
-import { ep, send, startProxy, startUpstream, type Upstream } from './helpers.js';
+import { inboundTables, send, startProxy, startUpstream, type Upstream } from './helpers.js';
 
-const CLUSTER = 'inbound|9080||';
 const ISSUER = 'https://issuer.test';
 
-function inboundTables(
+function securedTables(
   security: InboundSecurity | undefined,
   upstream: Upstream,
   version: string,
 ): ProxyTables {
-  const t: ProxyTables = {
-    apiVersion: 'isthmus.io/tables/v1',
-    version,
-    node: { name: 'reviews-v1', namespace: 'shop', app: 'reviews', version: 'v1' },
-    listeners: [
-      {
-        name: 'virtualInbound',
-        direction: 'inbound',
-        port: 15006,
-        protocol: 'http',
-        routeConfig: 'inbound|9080',
-      },
-    ],
-    routeConfigs: [
-      {
-        name: 'inbound|9080',
-        virtualHosts: [
-          {
-            name: 'inbound|http|9080',
-            domains: ['*'],
-            routes: [{ name: 'default', forward: { clusters: [{ cluster: CLUSTER, weight: 1 }] } }],
-          },
-        ],
-      },
-    ],
-    clusters: [{ name: CLUSTER }],
-    endpoints: { [CLUSTER]: [ep(upstream)] },
-  };
-  if (security) t.security = security;
-  return t;
+  return inboundTables(upstream, version, security ? { security } : {});
 }
 
 const allow = (
@@ -78,7 +48,7 @@ describe('proxy inbound security (AuthorizationPolicy, JWT, rate limit)', () => 
   });
 
   async function start(security: InboundSecurity | undefined): Promise<number> {
-    proxy = await startProxy(inboundTables(security, upstream, `v${++n}`));
+    proxy = await startProxy(securedTables(security, upstream, `v${++n}`));
     const port = proxy.listenerPort('virtualInbound');
     if (port === undefined) throw new Error('no inbound listener');
     return port;
@@ -207,19 +177,19 @@ describe('proxy inbound security (AuthorizationPolicy, JWT, rate limit)', () => 
     const port = await start({ policies: [allow('deny-all', [])] });
     expect((await get(port, '/')).status).to.equal(403);
     const p = proxy!;
-    const applied = await p.applyTables(inboundTables(undefined, upstream, `v${++n}`));
+    const applied = await p.applyTables(securedTables(undefined, upstream, `v${++n}`));
     expect(applied.ok).to.equal(true);
     expect(p.listenerPort('virtualInbound')).to.equal(port);
     expect((await get(port, '/')).status).to.equal(200);
     const back = await p.applyTables(
-      inboundTables({ policies: [allow('deny-all', [])] }, upstream, `v${++n}`),
+      securedTables({ policies: [allow('deny-all', [])] }, upstream, `v${++n}`),
     );
     expect(back.ok).to.equal(true);
     expect((await get(port, '/')).status).to.equal(403);
   });
 
   it('outbound listeners never enforce the inbound policies', async () => {
-    const t = inboundTables({ policies: [allow('deny-all', [])] }, upstream, `v${++n}`);
+    const t = securedTables({ policies: [allow('deny-all', [])] }, upstream, `v${++n}`);
     t.listeners.push({
       name: 'virtualOutbound',
       direction: 'outbound',
@@ -244,7 +214,7 @@ describe('proxy inbound security (AuthorizationPolicy, JWT, rate limit)', () => 
     after(() => new Promise<void>((r) => echo.close(() => r())));
 
     const tcpTables = (security: InboundSecurity) => {
-      const t = inboundTables(security, upstream, `v${++n}`);
+      const t = securedTables(security, upstream, `v${++n}`);
       t.listeners.push({
         name: 'inbound_tcp',
         direction: 'inbound',

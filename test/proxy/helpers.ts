@@ -102,6 +102,49 @@ export function tables(
   };
 }
 
+/** The inbound cluster of the sidecar-side tables below. */
+export const INBOUND_CLUSTER = 'inbound|9080||';
+
+/**
+ * Tables of a server-side sidecar (reviews-v1): the 15006 inbound listener sends everything to
+ * the app `upstream`; `extra` adds sections (security, ...).
+ */
+export function inboundTables(
+  upstream: Upstream,
+  version = 's1',
+  extra: Partial<ProxyTables> = {},
+): ProxyTables {
+  return {
+    apiVersion: 'isthmus.io/tables/v1',
+    version,
+    node: { name: 'reviews-v1', namespace: 'shop', app: 'reviews', version: 'v1' },
+    listeners: [
+      {
+        name: 'virtualInbound',
+        direction: 'inbound',
+        port: 15006,
+        protocol: 'http',
+        routeConfig: 'inbound|9080',
+      },
+    ],
+    routeConfigs: [
+      {
+        name: 'inbound|9080',
+        virtualHosts: [
+          {
+            name: 'inbound|http|9080',
+            domains: ['*'],
+            routes: [{ name: 'default', forward: { clusters: [{ cluster: INBOUND_CLUSTER, weight: 1 }] } }],
+          },
+        ],
+      },
+    ],
+    clusters: [{ name: INBOUND_CLUSTER }],
+    endpoints: { [INBOUND_CLUSTER]: [ep(upstream)] },
+    ...extra,
+  };
+}
+
 export const C1 = 'outbound|9080|v1|reviews.shop.svc.cluster.local';
 export const C2 = 'outbound|9080|v2|reviews.shop.svc.cluster.local';
 

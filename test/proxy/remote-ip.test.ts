@@ -8,40 +8,10 @@ import { expect } from 'chai';
 import { SidecarProxy } from '../../src/proxy/index.js';
 import { createLogger } from '../../src/proxy/log.js';
 import type { AuthzPolicy, InboundSecurity, ProxyTables } from '../../src/tables/index.js';
-import { ep, send, startUpstream, type Upstream } from './helpers.js';
-
-const CLUSTER = 'inbound|9080||';
+import { inboundTables, send, startUpstream, type Upstream } from './helpers.js';
 
 function tables(security: InboundSecurity, upstream: Upstream, version: string): ProxyTables {
-  return {
-    apiVersion: 'isthmus.io/tables/v1',
-    version,
-    node: { name: 'reviews-v1', namespace: 'shop', app: 'reviews', version: 'v1' },
-    listeners: [
-      {
-        name: 'virtualInbound',
-        direction: 'inbound',
-        port: 15006,
-        protocol: 'http',
-        routeConfig: 'inbound|9080',
-      },
-    ],
-    routeConfigs: [
-      {
-        name: 'inbound|9080',
-        virtualHosts: [
-          {
-            name: 'inbound|http|9080',
-            domains: ['*'],
-            routes: [{ name: 'default', forward: { clusters: [{ cluster: CLUSTER, weight: 1 }] } }],
-          },
-        ],
-      },
-    ],
-    clusters: [{ name: CLUSTER }],
-    endpoints: { [CLUSTER]: [ep(upstream)] },
-    security,
-  };
+  return inboundTables(upstream, version, { security });
 }
 
 const policy = (name: string, action: AuthzPolicy['action'], rules: AuthzPolicy['rules']): AuthzPolicy => ({

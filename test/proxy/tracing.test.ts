@@ -12,7 +12,17 @@ import { createLogger } from '../../src/proxy/log.js';
 import type { TelemetryOptions } from '../../src/proxy/telemetry/request-telemetry.js';
 import { decideSampled, extractTrace, injectTrace } from '../../src/proxy/telemetry/tracing.js';
 import type { ProxyTables } from '../../src/tables/index.js';
-import { C1, deadPort, ep, send, startUpstream, tables, type Upstream } from './helpers.js';
+import {
+  C1,
+  deadPort,
+  ep,
+  INBOUND_CLUSTER,
+  inboundTables,
+  send,
+  startUpstream,
+  tables,
+  type Upstream,
+} from './helpers.js';
 
 interface ZSpan {
   traceId: string;
@@ -64,37 +74,10 @@ async function startCollector(): Promise<Collector> {
   };
 }
 
-const INBOUND = 'inbound|9080||';
+const INBOUND = INBOUND_CLUSTER;
 
 function serverTables(app: Upstream): ProxyTables {
-  return {
-    apiVersion: 'isthmus.io/tables/v1',
-    version: 's1',
-    node: { name: 'reviews-v1', namespace: 'shop', app: 'reviews', version: 'v1' },
-    listeners: [
-      {
-        name: 'virtualInbound',
-        direction: 'inbound',
-        port: 15006,
-        protocol: 'http',
-        routeConfig: 'inbound|9080',
-      },
-    ],
-    routeConfigs: [
-      {
-        name: 'inbound|9080',
-        virtualHosts: [
-          {
-            name: 'inbound|http|9080',
-            domains: ['*'],
-            routes: [{ name: 'default', forward: { clusters: [{ cluster: INBOUND, weight: 1 }] } }],
-          },
-        ],
-      },
-    ],
-    clusters: [{ name: INBOUND }],
-    endpoints: { [INBOUND]: [ep(app)] },
-  };
+  return inboundTables(app);
 }
 
 async function start(t: ProxyTables, telemetry: TelemetryOptions | undefined): Promise<SidecarProxy> {
